@@ -1,0 +1,19 @@
+"""VAE Latent Explorer: `streamlit run app.py`.
+
+The entry sets up the page, the sidebar model picker and the navigation; each
+page is a short script in pages/ that lays out widgets over vae_core.
+"""
+import streamlit as st
+
+st.set_page_config(page_title="VAE Latent Explorer", page_icon="🧭", layout="wide")
+
+from ui_common import sidebar_model_picker  # noqa: E402  (set_page_config must come first)
+
+pages = [
+    st.Page("pages/explore.py", title="Explore", icon="🧭", default=True, url_path="explore"),
+]
+nav = st.navigation(pages)
+st.sidebar.title("VAE Latent Explorer")
+if sidebar_model_picker() is None:
+    st.stop()
+nav.run()

@@ -1,0 +1,110 @@
+"""Streamlit glue shared by the pages: the model picker, cached loading, z in the URL.
+
+Everything computed lives in vae_core; this module only caches and lays out.
+"""
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from vae_core import VaeError
+from vae_core.catalog import DEFAULT_MODEL, ModelEntry, list_models
+from vae_core.checkpoint import load_checkpoint
+from vae_core.device import describe_device, resolve_device
+from vae_core.latents import encode_dataset, load_cached_latents
+
+Z_RANGE = 4.0  # sliders span [-4, 4]: the prior's +-4 sigma
+
+
+@st.cache_resource(show_spinner="Loading model…")
+def get_checkpoint(path: str, mtime_ns: int):
+    """One loaded model per checkpoint file version, shared by all sessions (eval, no grad)."""
+    return load_checkpoint(path, resolve_device("auto"))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def get_cached_latents(ckpt_hash: str, split: str):
+    lat = load_cached_latents(ckpt_hash, split)
+    if lat is None:
+        return None
+    return lat.mu, lat.labels
+
+
+def current_checkpoint():
+    entry: ModelEntry = st.session_state["model_entry"]
+    weights = entry.path / "model.safetensors"
+    return get_checkpoint(str(entry.path), weights.stat().st_mtime_ns)
+
+
+def latents_or_build(ckpt, split: str = "test"):
+    """(mu, labels) from the cache; builds the cache with a progress bar when the data is here."""
+    got = get_cached_latents(ckpt.hash, split)
+    if got is not None:
+        return got
+    bar = st.progress(0.0, text=f"Encoding the {split} set once for this model…")
+    try:
+        encode_dataset(ckpt, split, progress=lambda f: bar.progress(f, text=f"Encoding the {split} set… {f:.0%}"))
+    except VaeError as e:
+        bar.empty()
+        st.warning(f"No latent cache for this model and the dataset is not available: {e}")
+        return None
+    bar.empty()
+    get_cached_latents.clear()
+    return get_cached_latents(ckpt.hash, split)
+
+
+def _parse_z(text: str | None, dim: int):
+    if not text:
+        return None
+    try:
+        z = [float(v) for v in text.split(",")]
+    except ValueError:
+        return None
+    if len(z) != dim or not all(np.isfinite(z)):
+        return None
+    return [float(np.clip(v, -Z_RANGE, Z_RANGE)) for v in z]
+
+
+def sidebar_model_picker() -> ModelEntry | None:
+    """The model picker; the choice is kept in session state and mirrored in the URL."""
+    entries = list_models()
+    if not entries:
+        st.sidebar.error("No models found: the checkpoints/ folder is empty and no training run has finished.")
+        return None
+    keys = [e.key for e in entries]
+    by_key = {e.key: e for e in entries}
+    wanted = st.session_state.get("model_key") or st.query_params.get("model") or DEFAULT_MODEL
+    if wanted not in by_key:
+        if "model" in st.query_params:
+            st.sidebar.warning(f"Model {st.query_params['model']!r} from the link was not found; showing {keys[0]}.")
+        wanted = keys[0]
+    key = st.sidebar.selectbox("Model", keys, index=keys.index(wanted),
+                               format_func=lambda k: by_key[k].label, key="model_picker")
+    entry = by_key[key]
+    if st.session_state.get("model_key") != key:
+        # a new model: take z from the URL on first load (a copied link), else start at 0
+        z = _parse_z(st.query_params.get("z"), entry.latent_dim) if "model_key" not in st.session_state else None
+        set_z(z or [0.0] * entry.latent_dim, dim=entry.latent_dim)
+        st.session_state["model_key"] = key
+    st.session_state["model_entry"] = entry
+    st.query_params["model"] = key
+    st.sidebar.caption(f"Device: {describe_device(resolve_device('auto'))}")
+    return entry
+
+
+def get_z() -> np.ndarray:
+    return np.array(st.session_state["z"], dtype=np.float32)
+
+
+def set_z(z, dim: int | None = None) -> None:
+    """Set z everywhere: the state, every slider's value and the URL."""
+    z = [float(np.clip(v, -Z_RANGE, Z_RANGE)) for v in np.asarray(z, dtype=float).ravel()]
+    st.session_state["z"] = z
+    for i, v in enumerate(z):
+        st.session_state[f"z_slider_{i}"] = v
+    st.query_params["z"] = ",".join(f"{v:.3f}" for v in z)
+
+
+def error_box(e: Exception) -> None:
+    """Show a user-facing error without a traceback."""
+    st.error(str(e))

@@ -1,0 +1,67 @@
+"""Which models the app can show: shipped checkpoints plus finished training runs.
+
+Shipped models live in <repo>/checkpoints/<name>/; training runs in the runs
+folder (--runs-dir, else env VAE_RUNS_DIR, else ./runs). A run counts once its
+folder holds model.safetensors (at least one epoch completed).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from vae_core import VaeError
+from vae_core.checkpoint import is_checkpoint, read_config
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHIPPED_DIR = REPO_ROOT / "checkpoints"
+DEFAULT_MODEL = "mnist-z2"
+
+
+def runs_dir(runs_dir=None) -> Path:
+    return Path(runs_dir or os.environ.get("VAE_RUNS_DIR") or "runs")
+
+
+@dataclass
+class ModelEntry:
+    key: str            # stable id used in the URL: "mnist-z2" or "runs/<id>"
+    path: Path
+    dataset: str
+    latent_dim: int
+    kind: str
+    test_loss: float | None
+
+    @property
+    def label(self) -> str:
+        loss = f" · test loss {self.test_loss:.1f}" if self.test_loss is not None else ""
+        return f"{self.key} — {self.dataset}, {self.kind}, z={self.latent_dim}{loss}"
+
+
+def _entry(key: str, path: Path) -> ModelEntry | None:
+    try:
+        cfg = read_config(path)
+        model = cfg["model"]
+        return ModelEntry(key, path, cfg.get("dataset", {}).get("name", "unknown"),
+                          int(model["latent_dim"]), model.get("kind", "conv-vae"),
+                          cfg.get("metrics", {}).get("test_loss"))
+    except (VaeError, KeyError, TypeError, ValueError):
+        return None  # a damaged or foreign folder is not offered
+
+
+def list_models(runs=None) -> list[ModelEntry]:
+    """Shipped models first (the default at the top), then runs, newest first."""
+    entries = []
+    if SHIPPED_DIR.is_dir():
+        names = sorted(p.name for p in SHIPPED_DIR.iterdir() if is_checkpoint(p))
+        names.sort(key=lambda n: n != DEFAULT_MODEL)
+        entries += [e for n in names if (e := _entry(n, SHIPPED_DIR / n))]
+    root = runs_dir(runs)
+    if root.is_dir():
+        folders = sorted((p for p in root.iterdir() if is_checkpoint(p)),
+                         key=lambda p: p.stat().st_mtime, reverse=True)
+        entries += [e for p in folders if (e := _entry(f"runs/{p.name}", p))]
+    return entries
+
+
+def find_model(key: str, runs=None) -> ModelEntry | None:
+    return next((e for e in list_models(runs) if e.key == key), None)

@@ -1,0 +1,190 @@
+"""Checkpoints: a folder with model.safetensors + config.json. Never a pickle.
+
+config.json holds the format version, the model config, the training config,
+the dataset, a metrics summary and the exact command that trained the model.
+The model config is also stored in the safetensors header, so the weights file
+alone says what it is.
+
+Writes are atomic: each file goes to a temporary name in the same folder, is
+fsynced and renamed over the old one, so a process killed at any instant leaves
+either the previous checkpoint or the new one, never half a file.
+
+A checkpoint's identity is the sha256 of its weights file (which includes the
+model config in its header); latent caches are keyed on it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load_bytes
+from safetensors.torch import save as st_save_bytes
+
+from vae_core import VaeError
+from vae_core.models import AutoEncoder, ModelConfig, build_model
+
+FORMAT_VERSION = 1
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+@dataclass
+class Checkpoint:
+    path: Path
+    model: AutoEncoder
+    config: dict                      # the whole config.json
+    model_config: ModelConfig
+    hash: str                         # sha256 of model.safetensors, 16 hex chars
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def dataset(self) -> str:
+        return self.config.get("dataset", {}).get("name", "unknown")
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.config.get("dataset", {}).get("class_names") or [str(i) for i in range(10)]
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temporary file in the same folder, fsync, rename over `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file normal permissions
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    try:  # make the rename itself durable
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        pass
+
+
+def atomic_write_json(path: Path, obj) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
+
+
+def save_checkpoint(folder, model: AutoEncoder, *, training: dict | None = None,
+                    dataset: dict | None = None, metrics: dict | None = None,
+                    command: str | None = None) -> str:
+    """Write model.safetensors then config.json atomically. Returns the content hash."""
+    folder = Path(folder)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    header = {"format_version": str(FORMAT_VERSION),
+              "model_config": json.dumps(model.config.to_dict(), sort_keys=True)}
+    weights = st_save_bytes(state, metadata=header)
+    atomic_write_bytes(folder / WEIGHTS, weights)
+    config = {
+        "format_version": FORMAT_VERSION,
+        "model": model.config.to_dict(),
+        "training": training or {},
+        "dataset": dataset or {},
+        "metrics": metrics or {},
+        "command": command,
+    }
+    atomic_write_json(folder / CONFIG, config)
+    return content_hash(weights)
+
+
+def content_hash(weights: bytes) -> str:
+    return hashlib.sha256(weights).hexdigest()[:16]
+
+
+def checkpoint_hash(folder) -> str:
+    path = Path(folder) / WEIGHTS
+    try:
+        return content_hash(path.read_bytes())
+    except OSError as e:
+        raise VaeError(f"{path} could not be read ({e}).") from e
+
+
+def read_config(folder) -> dict:
+    path = Path(folder) / CONFIG
+    try:
+        config = json.loads(path.read_text())
+    except FileNotFoundError as e:
+        raise VaeError(f"{path} is missing: a checkpoint folder needs {WEIGHTS} and {CONFIG}.") from e
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise VaeError(f"{path} is not valid JSON ({e}); the checkpoint is damaged.") from e
+    if not isinstance(config, dict):
+        raise VaeError(f"{path} does not hold a JSON object; the checkpoint is damaged.")
+    version = config.get("format_version")
+    if version != FORMAT_VERSION:
+        raise VaeError(f"{path} has checkpoint format version {version!r}; this version of the "
+                       f"app reads version {FORMAT_VERSION}. Upgrade the app or retrain.")
+    return config
+
+
+def load_checkpoint(folder, device: torch.device | str = "cpu") -> Checkpoint:
+    """Load a checkpoint folder for inference (eval mode). Raises VaeError naming the bad file."""
+    folder = Path(folder)
+    config = read_config(folder)
+    weights_path = folder / WEIGHTS
+    try:
+        blob = weights_path.read_bytes()
+    except FileNotFoundError as e:
+        raise VaeError(f"{weights_path} is missing: a checkpoint folder needs {WEIGHTS} and {CONFIG}.") from e
+    except OSError as e:
+        raise VaeError(f"{weights_path} could not be read ({e}).") from e
+    try:
+        # safetensors parses a JSON header and raw tensor bytes: nothing is executed,
+        # so a pickle renamed to model.safetensors is refused here, never unpickled.
+        state = st_load_bytes(blob)
+    except (SafetensorError, ValueError, RuntimeError, OverflowError) as e:
+        raise VaeError(f"{weights_path} is not a valid safetensors file (truncated or corrupt: {e}). "
+                       f"Retrain or restore the checkpoint.") from e
+    try:
+        model_config = ModelConfig.from_dict(config["model"])
+    except (KeyError, TypeError) as e:
+        raise VaeError(f"{folder / CONFIG} has no usable 'model' section ({e}).") from e
+    model = build_model(model_config)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()
+        detail = " ".join(line.strip() for line in first[:3])
+        raise VaeError(f"{weights_path} does not fit the model described in {folder / CONFIG} "
+                       f"(shape or key mismatch: {detail[:300]}).") from e
+    model.to(device).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return Checkpoint(folder, model, config, model_config, content_hash(blob))
+
+
+def is_checkpoint(folder) -> bool:
+    folder = Path(folder)
+    return (folder / WEIGHTS).is_file() and (folder / CONFIG).is_file()
+
+
+def list_checkpoints(*roots) -> list[Path]:
+    """Checkpoint folders directly under each root (sorted by name), plus roots that are one."""
+    found = []
+    for root in roots:
+        root = Path(root)
+        if is_checkpoint(root):
+            found.append(root)
+        elif root.is_dir():
+            found += sorted(p for p in root.iterdir() if p.is_dir() and is_checkpoint(p))
+    return found
