@@ -10,7 +10,10 @@ st.set_page_config(page_title="VAE Latent Explorer", page_icon="🧭", layout="w
 from ui_common import sidebar_model_picker  # noqa: E402  (set_page_config must come first)
 
 pages = [
-    st.Page("pages/explore.py", title="Explore", icon="🧭", default=True, url_path="explore"),
+    st.Page("pages/explore.py", title="Explore", icon=":material/explore:", default=True, url_path="explore"),
+    st.Page("pages/grid.py", title="Grid", icon=":material/grid_view:", url_path="grid"),
+    st.Page("pages/interpolate.py", title="Interpolate", icon=":material/swap_horiz:", url_path="interpolate"),
+    st.Page("pages/pca.py", title="PCA", icon=":material/scatter_plot:", url_path="pca"),
 ]
 nav = st.navigation(pages)
 st.sidebar.title("VAE Latent Explorer")

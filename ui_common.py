@@ -10,10 +10,13 @@ import streamlit as st
 from vae_core import VaeError
 from vae_core.catalog import DEFAULT_MODEL, ModelEntry, list_models
 from vae_core.checkpoint import load_checkpoint
+from vae_core.data import dataset_available, load_dataset
 from vae_core.device import describe_device, resolve_device
+from vae_core.images import png_bytes
 from vae_core.latents import encode_dataset, load_cached_latents
 
 Z_RANGE = 4.0  # sliders span [-4, 4]: the prior's +-4 sigma
+DISPLAY = 420  # px: the scatter and the decoded image share this size
 
 
 @st.cache_resource(show_spinner="Loading model…")
@@ -84,7 +87,7 @@ def sidebar_model_picker() -> ModelEntry | None:
     if st.session_state.get("model_key") != key:
         # a new model: take z from the URL on first load (a copied link), else start at 0
         z = _parse_z(st.query_params.get("z"), entry.latent_dim) if "model_key" not in st.session_state else None
-        set_z(z or [0.0] * entry.latent_dim, dim=entry.latent_dim)
+        set_z(z or [0.0] * entry.latent_dim)
         st.session_state["model_key"] = key
     st.session_state["model_entry"] = entry
     st.query_params["model"] = key
@@ -96,15 +99,70 @@ def get_z() -> np.ndarray:
     return np.array(st.session_state["z"], dtype=np.float32)
 
 
-def set_z(z, dim: int | None = None) -> None:
-    """Set z everywhere: the state, every slider's value and the URL."""
+def set_z(z) -> None:
+    """Set z (clipped to the slider range) in the state and the URL.
+
+    Slider widgets follow through sync_sliders(), called before they are drawn:
+    Streamlit forbids changing a widget's state after it was created in a run.
+    """
     z = [float(np.clip(v, -Z_RANGE, Z_RANGE)) for v in np.asarray(z, dtype=float).ravel()]
     st.session_state["z"] = z
-    for i, v in enumerate(z):
-        st.session_state[f"z_slider_{i}"] = v
     st.query_params["z"] = ",".join(f"{v:.3f}" for v in z)
 
 
-def error_box(e: Exception) -> None:
+def sync_sliders(dims) -> None:
+    z = st.session_state["z"]
+    for i in dims:
+        if st.session_state.get(f"z_slider_{i}") != z[i]:
+            st.session_state[f"z_slider_{i}"] = z[i]
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def get_test_images(dataset: str):
+    """The test split's uint8 images, or None when the dataset is not on this machine."""
+    try:
+        return load_dataset(dataset, "test", download=False).images.numpy()
+    except VaeError:
+        return None
+
+
+def train_cache_available(ckpt) -> bool:
+    """Whether the training-set latents are cached, or could be built from local data."""
+    return load_cached_latents(ckpt.hash, "train") is not None or dataset_available(ckpt.dataset)
+
+
+@st.cache_data(show_spinner="Fitting PCA…", max_entries=8)
+def _pca_for(ckpt_hash: str, mu: np.ndarray):
+    from vae_core.geometry import fit_pca
+    return fit_pca(mu)
+
+
+def get_pca(ckpt):
+    """PCA of the test-set latents (cached per checkpoint), or None with a message shown."""
+    got = latents_or_build(ckpt, "test")
+    return None if got is None else _pca_for(ckpt.hash, got[0])
+
+
+@st.cache_data(show_spinner="Estimating the intrinsic dimension…", max_entries=8)
+def _twonn_for(ckpt_hash: str, mu: np.ndarray) -> float:
+    from vae_core.geometry import twonn_dimension
+    return twonn_dimension(mu)
+
+
+def get_twonn(ckpt) -> float:
+    return _twonn_for(ckpt.hash, latents_or_build(ckpt, "test")[0])
+
+
+def show_image(img: np.ndarray, px: int, caption: str | None = None, where=st) -> None:
+    """Show a uint8 image as a PNG upscaled with nearest pixels to about px wide.
+
+    The PNG is made at exactly the display width and sent as PNG: Streamlit would
+    otherwise resize it bilinearly and re-encode it as JPEG, blurring the pixels.
+    """
+    scale = max(1, round(px / img.shape[1]))
+    where.image(png_bytes(img, scale=scale), width=img.shape[1] * scale, caption=caption, output_format="PNG")
+
+
+def show_error(e: Exception) -> None:
     """Show a user-facing error without a traceback."""
-    st.error(str(e))
+    st.error(str(e), icon="⚠️")

@@ -1,30 +1,185 @@
-"""Explore: the scatter of cached latents beside the decoded image for the current z."""
+"""Explore: the scatter of cached latents beside the decoded image for the current z.
+
+Speed: sliders and the decoded image live in a fragment, so a slider step reruns
+only that fragment (decode + one small PNG). The scatter (10k+ points) is redrawn
+by the full rerun the fragment asks for afterwards, so the marker follows a
+moment after the image. benchmarks/ui_latency.py measures both paths.
+"""
 import numpy as np
 import streamlit as st
 
-from ui_common import Z_RANGE, current_checkpoint, get_z, latents_or_build, set_z
-from vae_core.images import decode, png_bytes
+from ui_common import (DISPLAY, Z_RANGE, current_checkpoint, get_test_images, get_z, latents_or_build,
+                       set_z, show_error, show_image, sync_sliders, train_cache_available)
+from vae_core import VaeError
+from vae_core.favourites import export_favourites, import_favourites
+from vae_core.images import decode, png_bytes, reconstruct
+from vae_core.latents import nearest_indices
 from vae_core.plots import latent_scatter
-
-DISPLAY = 420  # px: the chart and the decoded image share this size
+from vae_core.preprocess import IMAGE_TYPES, prepare_upload
 
 ckpt = current_checkpoint()
-d = ckpt.model.latent_dim
+model = ckpt.model
+d = model.latent_dim
+key = st.session_state["model_key"]
 st.title("Explore")
+
+# Which dimensions get sliders: all for d <= 8, else the user's pick (default: the 8
+# dimensions with the most KL, i.e. the ones the model actually uses).
+if d <= 8:
+    slider_dims = list(range(d))
+else:
+    kl = np.asarray(ckpt.config.get("metrics", {}).get("test_kl_per_dim") or np.zeros(d))
+    default = sorted(np.argsort(-kl)[:8].tolist())
+    slider_dims = st.multiselect(f"Dimensions with sliders (of {d}; the others keep their values)",
+                                 list(range(d)), default=default, format_func=lambda i: f"z[{i}]",
+                                 max_selections=16, key=f"slider_dims_{key}")
 
 left, right = st.columns([1, 1], gap="large")
 
-with right:
+
+def _slider_moved():
     z = get_z()
-    img = decode(ckpt.model, z)
-    st.image(png_bytes(img, scale=DISPLAY // 28), width=DISPLAY, caption="decode(z)")
-    for i in range(min(d, 8)):
-        st.slider(f"z[{i}]", -Z_RANGE, Z_RANGE, step=0.05, key=f"z_slider_{i}",
-                  on_change=lambda: set_z([st.session_state.get(f"z_slider_{j}", 0.0) for j in range(d)]))
+    for i in slider_dims:
+        z[i] = st.session_state[f"z_slider_{i}"]
+    set_z(z)
+    st.session_state["marker_stale"] = True
+
+
+@st.fragment
+def image_and_sliders():
+    sync_sliders(slider_dims)
+    z = get_z()
+    img = decode(model, z)
+    show_image(img, DISPLAY, caption="decode(z)")
+    for i in slider_dims:
+        st.slider(f"z[{i}]", -Z_RANGE, Z_RANGE, step=0.05, key=f"z_slider_{i}", on_change=_slider_moved)
+    st.download_button("Download PNG (280×280)", png_bytes(img, scale=10), file_name="decoded.png",
+                       mime="image/png", key="download_png")
+    if st.session_state.pop("marker_stale", False):
+        st.rerun()  # the image is already on screen; now let the scatter's marker follow
+
+
+with right:
+    image_and_sliders()
 
 with left:
-    got = latents_or_build(ckpt)
+    got = latents_or_build(ckpt, "test")
     if got is not None:
         mu, labels = got
-        fig = latent_scatter(mu[:, :2], labels, ckpt.class_names, marker=z[:2], size=DISPLAY)
-        st.plotly_chart(fig, width="content", key="scatter")
+        if train_cache_available(ckpt) and st.toggle("Include the training set (60k more points)",
+                                                     key="with_train"):
+            train_got = latents_or_build(ckpt, "train")
+            if train_got is not None:
+                mu, labels = np.concatenate([mu, train_got[0]]), np.concatenate([labels, train_got[1]])
+        if d == 1:
+            dx, dy = 0, None
+        elif d == 2:
+            dx, dy = 0, 1
+        else:
+            var_order = np.argsort(-mu.var(0))
+            c1, c2 = st.columns(2)
+            dx = c1.selectbox("x axis", range(d), index=int(var_order[0]), format_func=lambda i: f"z[{i}]")
+            dy = c2.selectbox("y axis", range(d), index=int(var_order[1]), format_func=lambda i: f"z[{i}]")
+        ys = mu[:, dy] if dy is not None else np.zeros(len(mu))
+        z = get_z()
+        fig = latent_scatter(np.stack([mu[:, dx], ys], 1), labels, ckpt.class_names,
+                             marker=(z[dx], z[dy] if dy is not None else 0.0), size=DISPLAY,
+                             axis_titles=(f"z[{dx}]", f"z[{dy}]" if dy is not None else ""))
+        event = st.plotly_chart(fig, key=f"scatter_{key}", on_select="rerun", selection_mode=("points", "box"),
+                                width="content")
+        sel = event.selection if event else None
+        if sel and (sel.get("points") or sel.get("box")):
+            sig = str(sel)
+            if st.session_state.get("last_selection") != sig:  # act once per new selection
+                st.session_state["last_selection"] = sig
+                new = get_z()
+                if sel.get("box"):
+                    box = sel["box"][0]
+                    new[dx] = float(np.mean(box["x"]))
+                    if dy is not None:
+                        new[dy] = float(np.mean(box["y"]))
+                else:
+                    p = sel["points"][0]
+                    idx = p.get("customdata")
+                    if isinstance(idx, list):
+                        idx = idx[0]
+                    if idx is not None and 0 <= int(idx) < len(mu):
+                        new = mu[int(idx)].copy()  # the clicked image's whole z
+                    else:
+                        new[dx] = float(p["x"])
+                        if dy is not None:
+                            new[dy] = float(p["y"])
+                set_z(new)
+                st.rerun()
+        st.caption(f"{len(mu):,} {ckpt.dataset} latents (posterior means). Click a point to jump to its z; "
+                   f"drag a box to jump to the box's centre.")
+
+st.divider()
+b1, b2, b3 = st.columns(3)
+if b1.button("🎲 Sample z from the prior", width="stretch"):
+    set_z(np.random.default_rng().standard_normal(d))
+    st.rerun()
+if b2.button("↺ Reset z to 0", width="stretch"):
+    set_z(np.zeros(d))
+    st.rerun()
+b3.code("z = [" + ", ".join(f"{v:.2f}" for v in get_z()[:16]) + (", …]" if d > 16 else "]"), language=None)
+
+tab_upload, tab_near, tab_fav = st.tabs(["Jump to an image", "Nearest dataset images", "Favourites"])
+
+with tab_upload:
+    up = st.file_uploader("Upload an image (a digit or garment, any size; dark-on-light photos are inverted)",
+                          type=IMAGE_TYPES, key="explore_upload")
+    invert = st.radio("Invert", ["auto", "yes", "no"], horizontal=True, key="explore_invert")
+    if up is not None:
+        try:
+            prep = prepare_upload(up.getvalue(), up.name, invert=invert)
+        except VaeError as e:
+            show_error(e)
+        else:
+            mu_up, recon = reconstruct(model, prep.image[None])
+            c1, c2, c3 = st.columns([1, 1, 2])
+            show_image(prep.image, 140, "preprocessed (28×28)", c1)
+            show_image(recon[0], 140, "reconstruction", c2)
+            for note in prep.notes:
+                c3.caption(note)
+            if c3.button("Jump to this image's z", key="jump_upload"):
+                set_z(mu_up[0])
+                st.rerun()
+
+with tab_near:
+    images = get_test_images(ckpt.dataset)
+    got = latents_or_build(ckpt, "test")
+    if images is None or got is None:
+        st.info(f"The {ckpt.dataset} test images are not available here (set VAE_DATA_ROOT to a folder "
+                f"holding them), so nearest images cannot be shown.")
+    else:
+        idx = nearest_indices(got[0], get_z(), k=8)
+        cols = st.columns(8)
+        for c, i in zip(cols, idx):
+            show_image(images[i], 84, f"#{i} {ckpt.class_names[got[1][i]]}", c)
+
+with tab_fav:
+    favs = st.session_state.setdefault("favourites", {}).setdefault(key, {})
+    c1, c2 = st.columns([3, 1])
+    name = c1.text_input("Name", placeholder="e.g. slanted seven", key="fav_name")
+    if c2.button("Save current z", width="stretch"):
+        favs[name.strip() or f"z{len(favs) + 1}"] = [float(v) for v in get_z()]
+    for fname, fz in list(favs.items()):
+        c1, c2, c3 = st.columns([3, 1, 1])
+        c1.write(f"**{fname}** — [" + ", ".join(f"{v:.2f}" for v in fz[:8]) + (", …]" if d > 8 else "]"))
+        if c2.button("Go", key=f"fav_go_{fname}"):
+            set_z(fz)
+            st.rerun()
+        if c3.button("Delete", key=f"fav_del_{fname}"):
+            del favs[fname]
+            st.rerun()
+    st.download_button("Export favourites (JSON)", export_favourites(favs, key, d),
+                       file_name=f"favourites-{key.replace('/', '_')}.json", mime="application/json",
+                       disabled=not favs)
+    imp = st.file_uploader("Import favourites (JSON)", type=["json"], key="fav_import")
+    if imp is not None:
+        try:
+            favs.update(import_favourites(imp.getvalue(), d))
+            st.success(f"Imported favourites from {imp.name}.")
+        except VaeError as e:
+            show_error(e)

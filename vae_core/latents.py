@@ -153,3 +153,11 @@ def knn_accuracy(mu: np.ndarray, labels: np.ndarray, k: int = 5, folds: int = 3,
     from sklearn.neighbors import KNeighborsClassifier
     cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     return float(cross_val_score(KNeighborsClassifier(n_neighbors=k), mu, labels, cv=cv).mean())
+
+
+def nearest_indices(points: np.ndarray, z, k: int = 8) -> np.ndarray:
+    """Indices of the k points nearest to z (Euclidean), nearest first."""
+    d = np.linalg.norm(np.asarray(points, dtype=np.float32) - np.asarray(z, dtype=np.float32)[None], axis=1)
+    k = min(k, len(d))
+    idx = np.argpartition(d, k - 1)[:k]
+    return idx[np.argsort(d[idx])]

@@ -14,9 +14,11 @@ def latent_scatter(points: np.ndarray, labels: np.ndarray, class_names: list[str
     """WebGL scatter of 2-D points coloured by label, with an optional marker for the current z."""
     fig = go.Figure()
     for c in np.unique(labels):
-        sel = labels == c
+        sel = np.flatnonzero(labels == c)
         name = class_names[c] if c < len(class_names) else str(c)
+        # customdata carries each point's row index, so a click can jump to that image's whole z
         fig.add_trace(go.Scattergl(x=points[sel, 0], y=points[sel, 1], mode="markers", name=name,
+                                   customdata=sel,
                                    marker=dict(size=3, color=PALETTE[int(c) % len(PALETTE)], opacity=0.6),
                                    hovertemplate=f"{name}<br>(%{{x:.2f}}, %{{y:.2f}})<extra></extra>"))
     if marker is not None:
@@ -26,4 +28,30 @@ def latent_scatter(points: np.ndarray, labels: np.ndarray, class_names: list[str
     fig.update_layout(width=size, height=size, margin=dict(l=40, r=10, t=10, b=40),
                       legend=dict(itemsizing="constant", font=dict(size=11)), dragmode="select",
                       xaxis_title=axis_titles[0], yaxis_title=axis_titles[1])
+    return fig
+
+
+def grid_figure(mosaic: np.ndarray, axis_x: np.ndarray, axis_y: np.ndarray, titles=("z[0]", "z[1]"),
+                size: int = 640) -> go.Figure:
+    """A decoded grid as an image with the z value of each column and row on the axes."""
+    rows, cols = len(axis_y), len(axis_x)
+    h, w = mosaic.shape[0] // rows, mosaic.shape[1] // cols
+    fig = go.Figure(go.Image(z=np.repeat(mosaic[..., None], 3, axis=2), hoverinfo="skip"))
+    step = max(1, cols // 10)  # at most ~10 labels per axis stay readable
+    fig.update_xaxes(tickvals=[(i + 0.5) * w for i in range(0, cols, step)],
+                     ticktext=[f"{axis_x[i]:.2f}" for i in range(0, cols, step)], title=titles[0])
+    ys = axis_y[::-1]  # top row shows the largest y
+    fig.update_yaxes(tickvals=[(i + 0.5) * h for i in range(0, rows, step)],
+                     ticktext=[f"{ys[i]:.2f}" for i in range(0, rows, step)], title=titles[1])
+    fig.update_layout(width=size, height=size, margin=dict(l=60, r=10, t=10, b=50))
+    return fig
+
+
+def explained_variance_figure(ratio: np.ndarray, size: int = 420) -> go.Figure:
+    k = np.arange(1, len(ratio) + 1)
+    fig = go.Figure([go.Bar(x=k, y=ratio, name="per component"),
+                     go.Scatter(x=k, y=np.cumsum(ratio), name="cumulative", mode="lines+markers")])
+    fig.update_layout(width=size, height=300, margin=dict(l=40, r=10, t=10, b=40),
+                      xaxis_title="principal component", yaxis_title="explained variance ratio",
+                      yaxis_range=[0, 1.02], legend=dict(orientation="h", y=1.1))
     return fig

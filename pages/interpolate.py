@@ -1,0 +1,94 @@
+"""Interpolate: two images -> their z (posterior means) -> lerp / slerp path -> frames and a GIF."""
+import numpy as np
+import streamlit as st
+
+from ui_common import current_checkpoint, get_test_images, show_error, show_image
+from vae_core import VaeError
+from vae_core.gif import gif_bytes, gif_info
+from vae_core.images import decode, reconstruct, tile
+from vae_core.interpolate import path
+from vae_core.preprocess import IMAGE_TYPES, prepare_upload
+
+ckpt = current_checkpoint()
+model = ckpt.model
+st.title("Interpolate")
+test_images = get_test_images(ckpt.dataset)
+
+
+def pick_image(side: str, default_index: int):
+    """One endpoint: an upload or a test-set image. Returns a (28, 28) uint8 image or None."""
+    sources = ["Upload"] + (["Test-set image"] if test_images is not None else [])
+    source = st.radio(f"Image {side}", sources, horizontal=True, key=f"src_{side}")
+    if source == "Upload":
+        up = st.file_uploader(f"Image {side}: PNG, JPEG, GIF, BMP, WebP or TIFF", type=IMAGE_TYPES,
+                              key=f"upload_{side}")
+        invert = st.radio("Invert", ["auto", "yes", "no"], horizontal=True, key=f"invert_{side}",
+                          help="auto inverts when the background is bright (dark ink photographed on paper)")
+        if up is None:
+            return None
+        try:
+            prep = prepare_upload(up.getvalue(), up.name, invert=invert)
+        except VaeError as e:
+            show_error(e)
+            return None
+        for note in prep.notes:
+            st.caption(note)
+        return prep.image
+    i = st.number_input(f"Index in the {ckpt.dataset} test set", 0, len(test_images) - 1, default_index,
+                        key=f"index_{side}")
+    return test_images[int(i)]
+
+
+cols = st.columns(2, gap="large")
+ends = []
+for col, side, default in zip(cols, ["A", "B"], [3, 2]):
+    with col:
+        img = pick_image(side, default)
+        if img is not None:
+            mu, recon = reconstruct(model, img[None])
+            a, b = st.columns(2)
+            show_image(img, 168, "input (preprocessed)", a)
+            show_image(recon[0], 168, "reconstruction", b)
+            ends.append(mu[0])
+
+if len(ends) < 2:
+    st.info("Choose two images to interpolate between" +
+            (" (uploads, or test-set images by index)." if test_images is not None else "."))
+    st.stop()
+
+st.divider()
+c1, c2 = st.columns([1, 2])
+method = c1.radio("Method", ["lerp", "slerp"], horizontal=True, key="interp_method",
+                  help="slerp follows the great circle between the two z and interpolates their norms, "
+                       "so the path does not cut through the low-density centre of the prior")
+steps = c2.slider("Steps (frames, both ends included)", 2, 120, 12, key="interp_steps")
+zs = path(ends[0], ends[1], steps, method)
+frames = decode(model, zs)
+
+c1, c2 = st.columns([1, 2], gap="large")
+with c1:
+    k = st.slider("Scrub along the path", 0, steps - 1, 0, key="interp_scrub")
+    show_image(frames[k], 280, f"frame {k + 1}/{steps}, t = {k / (steps - 1):.2f}")
+with c2:
+    per_row = min(steps, 20)
+    rows = -(-steps // per_row)
+    padded = np.concatenate([frames, np.zeros((rows * per_row - steps, 28, 28), np.uint8)])
+    show_image(tile(padded.reshape(rows, per_row, 28, 28), pad=2, pad_value=60), 2 * 30 * per_row,
+               "every frame, left to right")
+
+st.subheader("GIF")
+c1, c2, c3, c4, c5 = st.columns(5)
+size = c1.select_slider("Size (px)", [64, 128, 256, 384, 512], 256, key="gif_size")
+resample = c2.radio("Upscaling", ["nearest", "bicubic"], key="gif_resample")
+fps = c3.slider("Frames per second", 1, 30, 10, key="gif_fps")
+pingpong = c4.checkbox("Ping-pong (there and back)", key="gif_pingpong")
+labels = c5.checkbox("Step labels", key="gif_labels")
+try:
+    gif = gif_bytes(frames, size=size, fps=fps, resample=resample, pingpong=pingpong, labels=labels)
+except VaeError as e:
+    show_error(e)
+    st.stop()
+info = gif_info(gif)
+st.download_button(f"Download GIF ({info['frames']} frames, {size}×{size}, {len(gif) / 1024:.0f} kB)", gif,
+                   file_name=f"interpolation-{method}-{steps}.gif", mime="image/gif", key="gif_download")
+st.image(gif, caption="preview (loops forever)", width=size, output_format="GIF")
