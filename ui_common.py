@@ -33,7 +33,26 @@ def get_cached_latents(ckpt_hash: str, split: str):
     return lat.mu, lat.labels
 
 
+def _run_through_app() -> None:
+    """Rerun via app.py when a page script was started on its own.
+
+    With a folder named pages/ beside app.py, Streamlit assumes its old
+    "pages directory" mode until st.navigation has run once in the process; so
+    the very first request after a start that goes straight to /explore runs
+    pages/explore.py without app.py (no model picker, no navigation). Clearing that
+    flag and rerunning sends the request through app.py and st.navigation.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+    st.error("This page needs the app's model picker: open the app from its start page.")
+    st.stop()
+
+
 def current_checkpoint():
+    if "model_entry" not in st.session_state:
+        _run_through_app()
     entry: ModelEntry = st.session_state["model_entry"]
     weights = entry.path / "model.safetensors"
     return get_checkpoint(str(entry.path), weights.stat().st_mtime_ns)
@@ -82,8 +101,11 @@ def sidebar_model_picker() -> ModelEntry | None:
             st.sidebar.warning(f"Model {st.query_params['model']!r} from the link was not found; showing {keys[0]}.")
         wanted = keys[0]
     key = st.sidebar.selectbox("Model", keys, index=keys.index(wanted),
-                               format_func=lambda k: by_key[k].label, key="model_picker")
+                               format_func=lambda k: by_key[k].label, key="model_picker",
+                               help="Shipped models and finished training runs: dataset, model, latent dim, "
+                                    "test loss (negative ELBO in nats per image)")
     entry = by_key[key]
+    st.sidebar.caption(entry.label)
     if st.session_state.get("model_key") != key:
         # a new model: take z from the URL on first load (a copied link), else start at 0
         z = _parse_z(st.query_params.get("z"), entry.latent_dim) if "model_key" not in st.session_state else None
@@ -129,6 +151,22 @@ def get_test_images(dataset: str):
 def train_cache_available(ckpt) -> bool:
     """Whether the training-set latents are cached, or could be built from local data."""
     return load_cached_latents(ckpt.hash, "train") is not None or dataset_available(ckpt.dataset)
+
+
+@st.cache_data(show_spinner=False, max_entries=8, hash_funcs={np.ndarray: lambda a: a.shape})
+def scatter_figure(ckpt_hash: str, with_train: bool, dx: int, dy, mu: np.ndarray, labels: np.ndarray,
+                   class_names: tuple) -> dict:
+    """The latent scatter without its marker, serialised once per model and axes.
+
+    Keyed on the checkpoint hash, the split choice and the axes (the arrays follow
+    from those, so only their shape enters the key: hashing 70k points each step
+    would cost more than it saves).
+    """
+    from vae_core.plots import figure_dict, latent_scatter
+    ys = mu[:, dy] if dy is not None else np.zeros(len(mu), np.float32)
+    fig = latent_scatter(np.stack([mu[:, dx], ys], 1), labels, list(class_names), size=DISPLAY,
+                         axis_titles=(f"z[{dx}]", f"z[{dy}]" if dy is not None else ""))
+    return figure_dict(fig)
 
 
 @st.cache_data(show_spinner="Fitting PCA…", max_entries=8)

@@ -1,20 +1,20 @@
 """Explore: the scatter of cached latents beside the decoded image for the current z.
 
-Speed: sliders and the decoded image live in a fragment, so a slider step reruns
-only that fragment (decode + one small PNG). The scatter (10k+ points) is redrawn
-by the full rerun the fragment asks for afterwards, so the marker follows a
-moment after the image. benchmarks/ui_latency.py measures both paths.
+Speed: the image, the sliders and the scatter live in one fragment, so a slider
+step reruns only that: one decode, one small PNG, and the scatter as a cached,
+pre-serialised figure plus a one-point marker trace. (Asking for a full rerun
+after each step instead dropped key presses; benchmarks/ui_latency.py measures.)
 """
 import numpy as np
 import streamlit as st
 
 from ui_common import (DISPLAY, Z_RANGE, current_checkpoint, get_test_images, get_z, latents_or_build,
-                       set_z, show_error, show_image, sync_sliders, train_cache_available)
+                       scatter_figure, set_z, show_error, show_image, sync_sliders, train_cache_available)
 from vae_core import VaeError
 from vae_core.favourites import export_favourites, import_favourites
 from vae_core.images import decode, png_bytes, reconstruct
 from vae_core.latents import nearest_indices
-from vae_core.plots import latent_scatter
+from vae_core.plots import with_marker, z_from_selection
 from vae_core.preprocess import IMAGE_TYPES, prepare_upload
 
 ckpt = current_checkpoint()
@@ -34,7 +34,25 @@ else:
                                  list(range(d)), default=default, format_func=lambda i: f"z[{i}]",
                                  max_selections=16, key=f"slider_dims_{key}")
 
-left, right = st.columns([1, 1], gap="large")
+# Scatter data and axes (outside the fragment: changing them is a full rerun)
+got = latents_or_build(ckpt, "test")
+scatter = None
+if got is not None:
+    mu, labels = got
+    if train_cache_available(ckpt) and st.toggle("Include the training set (60k more points)", key="with_train"):
+        train_got = latents_or_build(ckpt, "train")
+        if train_got is not None:
+            mu, labels = np.concatenate([mu, train_got[0]]), np.concatenate([labels, train_got[1]])
+    if d <= 2:
+        dx, dy = 0, (1 if d == 2 else None)
+    else:
+        var_order = np.argsort(-mu.var(0))
+        c1, c2, _ = st.columns([1, 1, 2])
+        dx = c1.selectbox("Scatter x axis", range(d), index=int(var_order[0]), format_func=lambda i: f"z[{i}]")
+        dy = c2.selectbox("Scatter y axis", range(d), index=int(var_order[1]), format_func=lambda i: f"z[{i}]")
+    base = scatter_figure(ckpt.hash, st.session_state.get("with_train", False), dx, dy, mu, labels,
+                          tuple(ckpt.class_names))
+    scatter = (mu, dx, dy, base)
 
 
 def _slider_moved():
@@ -42,84 +60,51 @@ def _slider_moved():
     for i in slider_dims:
         z[i] = st.session_state[f"z_slider_{i}"]
     set_z(z)
-    st.session_state["marker_stale"] = True
 
 
 @st.fragment
-def image_and_sliders():
+def explore_view():
+    """Image, sliders and scatter: a slider step reruns only this.
+
+    The image is emitted first, so it reaches the browser before the scatter's
+    (cached, pre-serialised) figure with its one-point marker trace.
+    """
     sync_sliders(slider_dims)
     z = get_z()
-    img = decode(model, z)
-    show_image(img, DISPLAY, caption="decode(z)")
-    for i in slider_dims:
-        st.slider(f"z[{i}]", -Z_RANGE, Z_RANGE, step=0.05, key=f"z_slider_{i}", on_change=_slider_moved)
-    st.download_button("Download PNG (280×280)", png_bytes(img, scale=10), file_name="decoded.png",
-                       mime="image/png", key="download_png")
-    if st.session_state.pop("marker_stale", False):
-        st.rerun()  # the image is already on screen; now let the scatter's marker follow
-
-
-with right:
-    image_and_sliders()
-
-with left:
-    got = latents_or_build(ckpt, "test")
-    if got is not None:
-        mu, labels = got
-        if train_cache_available(ckpt) and st.toggle("Include the training set (60k more points)",
-                                                     key="with_train"):
-            train_got = latents_or_build(ckpt, "train")
-            if train_got is not None:
-                mu, labels = np.concatenate([mu, train_got[0]]), np.concatenate([labels, train_got[1]])
-        if d == 1:
-            dx, dy = 0, None
-        elif d == 2:
-            dx, dy = 0, 1
-        else:
-            var_order = np.argsort(-mu.var(0))
-            c1, c2 = st.columns(2)
-            dx = c1.selectbox("x axis", range(d), index=int(var_order[0]), format_func=lambda i: f"z[{i}]")
-            dy = c2.selectbox("y axis", range(d), index=int(var_order[1]), format_func=lambda i: f"z[{i}]")
-        ys = mu[:, dy] if dy is not None else np.zeros(len(mu))
-        z = get_z()
-        fig = latent_scatter(np.stack([mu[:, dx], ys], 1), labels, ckpt.class_names,
-                             marker=(z[dx], z[dy] if dy is not None else 0.0), size=DISPLAY,
-                             axis_titles=(f"z[{dx}]", f"z[{dy}]" if dy is not None else ""))
-        event = st.plotly_chart(fig, key=f"scatter_{key}", on_select="rerun", selection_mode=("points", "box"),
-                                width="content")
+    left, right = st.columns([1, 1], gap="large")
+    with right:
+        img = decode(model, z)
+        show_image(img, DISPLAY, caption="decode(z)")
+        for i in slider_dims:
+            st.slider(f"z[{i}]", -Z_RANGE, Z_RANGE, step=0.05, key=f"z_slider_{i}", on_change=_slider_moved)
+        st.download_button("Download PNG (280×280)", png_bytes(img, scale=10), file_name="decoded.png",
+                           mime="image/png", key="download_png")
+    with left:
+        if scatter is None:
+            return
+        mu, dx, dy, base = scatter
+        fig = with_marker(base, z[dx], z[dy] if dy is not None else 0.0)
+        event = st.plotly_chart(fig, key=f"scatter_{key}_{dx}_{dy}", on_select="rerun",
+                                selection_mode=("points", "box"), width="content")
         sel = event.selection if event else None
         if sel and (sel.get("points") or sel.get("box")):
             sig = str(sel)
             if st.session_state.get("last_selection") != sig:  # act once per new selection
                 st.session_state["last_selection"] = sig
-                new = get_z()
-                if sel.get("box"):
-                    box = sel["box"][0]
-                    new[dx] = float(np.mean(box["x"]))
-                    if dy is not None:
-                        new[dy] = float(np.mean(box["y"]))
-                else:
-                    p = sel["points"][0]
-                    idx = p.get("customdata")
-                    if isinstance(idx, list):
-                        idx = idx[0]
-                    if idx is not None and 0 <= int(idx) < len(mu):
-                        new = mu[int(idx)].copy()  # the clicked image's whole z
-                    else:
-                        new[dx] = float(p["x"])
-                        if dy is not None:
-                            new[dy] = float(p["y"])
-                set_z(new)
-                st.rerun()
+                set_z(z_from_selection(sel, z, mu, dx, dy))
+                st.rerun(scope="fragment")
         st.caption(f"{len(mu):,} {ckpt.dataset} latents (posterior means). Click a point to jump to its z; "
                    f"drag a box to jump to the box's centre.")
 
+
+explore_view()
+
 st.divider()
 b1, b2, b3 = st.columns(3)
-if b1.button("🎲 Sample z from the prior", width="stretch"):
+if b1.button("Sample z from the prior", icon=":material/casino:", width="stretch"):
     set_z(np.random.default_rng().standard_normal(d))
     st.rerun()
-if b2.button("↺ Reset z to 0", width="stretch"):
+if b2.button("Reset z to 0", icon=":material/restart_alt:", width="stretch"):
     set_z(np.zeros(d))
     st.rerun()
 b3.code("z = [" + ", ".join(f"{v:.2f}" for v in get_z()[:16]) + (", …]" if d > 16 else "]"), language=None)

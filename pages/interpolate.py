@@ -18,7 +18,8 @@ test_images = get_test_images(ckpt.dataset)
 def pick_image(side: str, default_index: int):
     """One endpoint: an upload or a test-set image. Returns a (28, 28) uint8 image or None."""
     sources = ["Upload"] + (["Test-set image"] if test_images is not None else [])
-    source = st.radio(f"Image {side}", sources, horizontal=True, key=f"src_{side}")
+    source = (st.radio(f"Image {side}", sources, horizontal=True, key=f"src_{side}") if len(sources) > 1
+              else "Upload")
     if source == "Upload":
         up = st.file_uploader(f"Image {side}: PNG, JPEG, GIF, BMP, WebP or TIFF", type=IMAGE_TYPES,
                               key=f"upload_{side}")
@@ -70,11 +71,11 @@ with c1:
     k = st.slider("Scrub along the path", 0, steps - 1, 0, key="interp_scrub")
     show_image(frames[k], 280, f"frame {k + 1}/{steps}, t = {k / (steps - 1):.2f}")
 with c2:
-    per_row = min(steps, 20)
+    per_row = min(steps, 16)  # 16 frames of 30 px fit the column at scale 1
     rows = -(-steps // per_row)
     padded = np.concatenate([frames, np.zeros((rows * per_row - steps, 28, 28), np.uint8)])
-    show_image(tile(padded.reshape(rows, per_row, 28, 28), pad=2, pad_value=60), 2 * 30 * per_row,
-               "every frame, left to right")
+    strip = tile(padded.reshape(rows, per_row, 28, 28), pad=2, pad_value=60)
+    show_image(strip, strip.shape[1] * max(1, 540 // strip.shape[1]), "every frame, left to right, top to bottom")
 
 st.subheader("GIF")
 c1, c2, c3, c4, c5 = st.columns(5)

@@ -49,11 +49,15 @@ with left:
 
 @st.fragment
 def live_decode():
-    st.caption(f"z = mean + Σ aᵢ·σᵢ·vᵢ over the top {k} components; each slider is aᵢ in standard deviations.")
-    a = np.array([st.slider(f"PC{c + 1} (σ = {pca.std[c]:.2f}, {pca.explained_ratio[c]:.0%} of variance)",
-                            -3.0, 3.0, 0.0, 0.1, key=f"pc_{c}") for c in range(k)])
+    # the image first, from the sliders' current values, so it stays in view above them
+    a = np.array([st.session_state.get(f"pc_{c}", 0.0) for c in range(k)])
     z = pca_to_z(pca, a)
     show_image(decode(model, z), 280, "decode(z)")
+    st.caption(rf"$z = \bar z + \sum_i a_i \sigma_i v_i$ over the top {k} principal components $v_i$; "
+               r"each slider is $a_i$, in standard deviations $\sigma_i$ of the latents along $v_i$.")
+    for c in range(k):
+        st.slider(f"PC{c + 1} (σ = {pca.std[c]:.2f}, {pca.explained_ratio[c]:.0%} of variance)",
+                  -3.0, 3.0, 0.0, 0.1, key=f"pc_{c}")
     if st.button("Use this z on Explore"):
         set_z(z)
         st.switch_page("pages/explore.py")

@@ -34,7 +34,7 @@ class ModelEntry:
     @property
     def label(self) -> str:
         loss = f" · test loss {self.test_loss:.1f}" if self.test_loss is not None else ""
-        return f"{self.key} — {self.dataset}, {self.kind}, z={self.latent_dim}{loss}"
+        return f"{self.key} · {self.dataset} · {self.kind} · z={self.latent_dim}{loss}"
 
 
 def _entry(key: str, path: Path) -> ModelEntry | None:

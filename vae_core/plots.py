@@ -9,6 +9,50 @@ PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7",
            "#56B4E9", "#F0E442", "#000000", "#999999", "#882255"]
 
 
+def marker_trace(x: float, y: float) -> dict:
+    """The current z as a one-point WebGL trace (WebGL canvases draw above SVG traces)."""
+    return {"type": "scattergl", "x": [float(x)], "y": [float(y)], "mode": "markers", "name": "current z",
+            "marker": {"size": 18, "symbol": "x", "color": "red", "line": {"width": 2, "color": "white"}},
+            "hoverinfo": "skip"}
+
+
+def with_marker(base: dict, x: float, y: float) -> dict:
+    """A serialised figure (from figure_dict) plus the current-z marker; the base is not modified."""
+    return {**base, "data": [*base["data"], marker_trace(x, y)]}
+
+
+def figure_dict(fig: go.Figure) -> dict:
+    """The figure as plain JSON data (numpy arrays already packed as base64): cheap to send again."""
+    import json
+    return json.loads(fig.to_json())
+
+
+def z_from_selection(selection: dict, z, mu: np.ndarray, dx: int, dy: int | None) -> np.ndarray:
+    """The z a scatter selection asks for.
+
+    A clicked point jumps to that image's whole posterior mean (customdata holds
+    its row index); a box sets the two plotted dimensions to the box's centre and
+    keeps the others.
+    """
+    new = np.array(z, dtype=np.float32).copy()
+    if selection.get("box"):
+        box = selection["box"][0]
+        new[dx] = float(np.mean(box["x"]))
+        if dy is not None:
+            new[dy] = float(np.mean(box["y"]))
+        return new
+    point = selection["points"][0]
+    idx = point.get("customdata")
+    if isinstance(idx, list):
+        idx = idx[0] if idx else None
+    if idx is not None and 0 <= int(idx) < len(mu):
+        return np.array(mu[int(idx)], dtype=np.float32)
+    new[dx] = float(point["x"])
+    if dy is not None:
+        new[dy] = float(point["y"])
+    return new
+
+
 def latent_scatter(points: np.ndarray, labels: np.ndarray, class_names: list[str],
                    marker=None, size: int = 420, axis_titles=("z[0]", "z[1]")) -> go.Figure:
     """WebGL scatter of 2-D points coloured by label, with an optional marker for the current z."""
@@ -22,12 +66,13 @@ def latent_scatter(points: np.ndarray, labels: np.ndarray, class_names: list[str
                                    marker=dict(size=3, color=PALETTE[int(c) % len(PALETTE)], opacity=0.6),
                                    hovertemplate=f"{name}<br>(%{{x:.2f}}, %{{y:.2f}})<extra></extra>"))
     if marker is not None:
-        fig.add_trace(go.Scatter(x=[marker[0]], y=[marker[1]], mode="markers", name="current z",
-                                 marker=dict(size=16, symbol="x", color="red", line=dict(width=2, color="white")),
-                                 hoverinfo="skip"))
-    fig.update_layout(width=size, height=size, margin=dict(l=40, r=10, t=10, b=40),
-                      legend=dict(itemsizing="constant", font=dict(size=11)), dragmode="select",
-                      xaxis_title=axis_titles[0], yaxis_title=axis_titles[1])
+        fig.add_trace(marker_trace(*marker))
+    fig.update_layout(width=size, height=size, margin=dict(l=45, r=5, t=60, b=40),
+                      legend=dict(orientation="h", yanchor="bottom", y=1.01, x=0, itemsizing="constant",
+                                  font=dict(size=11)),
+                      dragmode="select", xaxis_title=axis_titles[0], yaxis_title=axis_titles[1])
+    # equal units on both axes: distances in the picture are distances in latent space
+    fig.update_yaxes(scaleanchor="x", scaleratio=1)
     return fig
 
 

@@ -1,0 +1,139 @@
+"""Real browser: `streamlit run app.py` on localhost driven through Debian's Chromium.
+
+Screenshots land in test-artifacts/ (ignored by git) for a person to look at.
+In CI (CI=true) these tests must run: a missing Chromium fails them, never skips.
+"""
+import io
+import os
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from tests.conftest import IN_CI, REPO
+from tests.live_app import CHROMIUM, app_server, decoded_image, launch_chromium, wait_for_app
+
+pytestmark = pytest.mark.browser
+ARTIFACTS = REPO / "test-artifacts"
+
+if not os.path.exists(CHROMIUM):
+    if IN_CI:
+        raise RuntimeError(f"{CHROMIUM} is missing in CI: scripts/run-tests.sh installs it with apt-get")
+    pytest.skip(f"{CHROMIUM} not installed (scripts/run-tests.sh installs it as root)", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def server():
+    ARTIFACTS.mkdir(exist_ok=True)
+    with app_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        b = launch_chromium(p)
+        yield b
+        b.close()
+
+
+@pytest.fixture()
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    pg = context.new_page()
+    yield pg
+    context.close()
+
+
+def digit_png(kind: str, size=(120, 160)) -> bytes:
+    """A photo-like dark digit on white paper, as a user would upload."""
+    im = Image.new("RGB", size, (235, 232, 225))
+    d = ImageDraw.Draw(im)
+    w, h = size
+    if kind == "zero":
+        d.ellipse([w * 0.25, h * 0.15, w * 0.75, h * 0.85], outline=(20, 20, 30), width=12)
+    else:  # a one
+        d.line([w * 0.5, h * 0.12, w * 0.5, h * 0.88], fill=(20, 20, 30), width=12)
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def assert_no_traceback(page):
+    text = page.locator("[data-testid='stApp']").inner_text()
+    assert "Traceback" not in text and "Error running app" not in text
+
+
+def test_explore_slider_changes_the_image(server, page):
+    page.goto(f"{server}/explore")
+    wait_for_app(page)
+    img = decoded_image(page)
+    img.wait_for(timeout=30_000)
+    before = img.get_attribute("src")
+    page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)  # the scatter, beside the image
+    page.screenshot(path=str(ARTIFACTS / "explore-before.png"), full_page=True)
+    slider = page.get_by_role("slider", name="z[0]")
+    slider.focus()
+    src = before
+    for step in range(5):  # as a person does: press, watch the image change, press again
+        slider.press("ArrowRight")
+        page.wait_for_function("(src) => { const i = [...document.querySelectorAll('[data-testid=stImage]')]"
+                               ".find(e => e.innerText.includes('decode(z)')); "
+                               "return i && i.querySelector('img').src !== src; }", arg=src, timeout=30_000)
+        src = img.get_attribute("src")
+    assert src != before
+    # every press counted (0.05 each), on the slider, in the URL and so in the decoded z
+    page.wait_for_function("() => location.search.includes('z=0.250')", timeout=30_000)
+    assert page.locator("[data-testid='stSliderThumbValue']").first.inner_text() == "0.25"
+    page.screenshot(path=str(ARTIFACTS / "explore-after.png"), full_page=True)
+    assert_no_traceback(page)
+
+
+def test_interpolate_two_uploads_and_download_a_gif(server, page):
+    page.goto(f"{server}/interpolate")
+    wait_for_app(page)
+    inputs = page.locator("[data-testid='stFileUploaderDropzoneInput']")
+    inputs.nth(0).set_input_files(files=[{"name": "zero.png", "mimeType": "image/png", "buffer": digit_png("zero")}])
+    wait_for_app(page)
+    inputs.nth(1).set_input_files(files=[{"name": "one.png", "mimeType": "image/png", "buffer": digit_png("one")}])
+    wait_for_app(page)
+    button = page.get_by_role("button", name="Download GIF")
+    button.wait_for(timeout=30_000)
+    label = button.inner_text()
+    assert "12 frames" in label
+    page.screenshot(path=str(ARTIFACTS / "interpolate.png"), full_page=True)
+    with page.expect_download() as dl:
+        button.click()
+    data = open(dl.value.path(), "rb").read()
+    assert data[:6] == b"GIF89a"
+    gif = Image.open(io.BytesIO(data))
+    assert gif.n_frames == 12 and gif.info.get("loop") == 0 and gif.size == (256, 256)
+    frames = []
+    for i in range(gif.n_frames):
+        gif.seek(i)
+        frames.append(np.asarray(gif.convert("L"), dtype=int))
+    assert np.abs(frames[0] - frames[-1]).mean() > 5  # it really goes from a 0 to a 1
+    assert_no_traceback(page)
+
+
+@pytest.mark.parametrize("name,payload", [
+    ("corrupt.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 40),
+    ("script.jpg", b"#!/bin/sh\nrm -rf /\n"),
+])
+def test_a_corrupt_upload_shows_an_error_not_a_traceback(server, page, name, payload):
+    page.goto(f"{server}/interpolate")
+    wait_for_app(page)
+    page.locator("[data-testid='stFileUploaderDropzoneInput']").nth(0).set_input_files(
+        files=[{"name": name, "mimeType": "image/png", "buffer": payload}])
+    wait_for_app(page)
+    alert = page.locator("[data-testid='stAlertContentError']")
+    alert.wait_for(timeout=30_000)
+    assert name in alert.inner_text()
+    page.screenshot(path=str(ARTIFACTS / f"error-{name}.png"), full_page=True)
+    assert_no_traceback(page)
+    # and the app keeps working: the other side still takes a good image
+    page.locator("[data-testid='stFileUploaderDropzoneInput']").nth(1).set_input_files(
+        files=[{"name": "one.png", "mimeType": "image/png", "buffer": digit_png("one")}])
+    wait_for_app(page)
+    page.get_by_text("reconstruction").first.wait_for(timeout=30_000)
