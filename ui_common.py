@@ -153,20 +153,22 @@ def train_cache_available(ckpt) -> bool:
     return load_cached_latents(ckpt.hash, "train") is not None or dataset_available(ckpt.dataset)
 
 
-@st.cache_data(show_spinner=False, max_entries=8, hash_funcs={np.ndarray: lambda a: a.shape})
-def scatter_figure(ckpt_hash: str, with_train: bool, dx: int, dy, mu: np.ndarray, labels: np.ndarray,
-                   class_names: tuple) -> dict:
-    """The latent scatter without its marker, serialised once per model and axes.
+def scatter_with_marker(ckpt, with_train: bool, dx: int, dy, mu: np.ndarray, labels: np.ndarray, z):
+    """The latent scatter with the current-z marker, kept per session and per model and axes.
 
-    Keyed on the checkpoint hash, the split choice and the axes (the arrays follow
-    from those, so only their shape enters the key: hashing 70k points each step
-    would cost more than it saves).
+    Built once; each slider step only moves the marker in place. Handing Streamlit a
+    Figure object skips its re-validation of every point (a dict would be validated
+    in full on every step).
     """
-    from vae_core.plots import figure_dict, latent_scatter
-    ys = mu[:, dy] if dy is not None else np.zeros(len(mu), np.float32)
-    fig = latent_scatter(np.stack([mu[:, dx], ys], 1), labels, list(class_names), size=DISPLAY,
-                         axis_titles=(f"z[{dx}]", f"z[{dy}]" if dy is not None else ""))
-    return figure_dict(fig)
+    from vae_core.plots import latent_scatter, move_marker
+    sig = (ckpt.hash, with_train, dx, dy)
+    cached = st.session_state.get("_scatter")
+    if cached is None or cached[0] != sig:
+        ys = mu[:, dy] if dy is not None else np.zeros(len(mu), np.float32)
+        fig = latent_scatter(np.stack([mu[:, dx], ys], 1), labels, ckpt.class_names, marker=(0.0, 0.0),
+                             size=DISPLAY, axis_titles=(f"z[{dx}]", f"z[{dy}]" if dy is not None else ""))
+        st.session_state["_scatter"] = cached = (sig, fig)
+    return move_marker(cached[1], z[dx], z[dy] if dy is not None else 0.0)
 
 
 @st.cache_data(show_spinner="Fitting PCA…", max_entries=8)

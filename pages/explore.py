@@ -1,20 +1,20 @@
 """Explore: the scatter of cached latents beside the decoded image for the current z.
 
 Speed: the image, the sliders and the scatter live in one fragment, so a slider
-step reruns only that: one decode, one small PNG, and the scatter as a cached,
-pre-serialised figure plus a one-point marker trace. (Asking for a full rerun
+step reruns only that: one decode, one small PNG, and the scatter as a figure
+kept in the session whose one-point marker trace moves in place. (Asking for a full rerun
 after each step instead dropped key presses; benchmarks/ui_latency.py measures.)
 """
 import numpy as np
 import streamlit as st
 
 from ui_common import (DISPLAY, Z_RANGE, current_checkpoint, get_test_images, get_z, latents_or_build,
-                       scatter_figure, set_z, show_error, show_image, sync_sliders, train_cache_available)
+                       scatter_with_marker, set_z, show_error, show_image, sync_sliders, train_cache_available)
 from vae_core import VaeError
 from vae_core.favourites import export_favourites, import_favourites
 from vae_core.images import decode, png_bytes, reconstruct
 from vae_core.latents import nearest_indices
-from vae_core.plots import with_marker, z_from_selection
+from vae_core.plots import z_from_selection
 from vae_core.preprocess import IMAGE_TYPES, prepare_upload
 
 ckpt = current_checkpoint()
@@ -50,9 +50,7 @@ if got is not None:
         c1, c2, _ = st.columns([1, 1, 2])
         dx = c1.selectbox("Scatter x axis", range(d), index=int(var_order[0]), format_func=lambda i: f"z[{i}]")
         dy = c2.selectbox("Scatter y axis", range(d), index=int(var_order[1]), format_func=lambda i: f"z[{i}]")
-    base = scatter_figure(ckpt.hash, st.session_state.get("with_train", False), dx, dy, mu, labels,
-                          tuple(ckpt.class_names))
-    scatter = (mu, dx, dy, base)
+    scatter = (mu, labels, dx, dy, st.session_state.get("with_train", False))
 
 
 def _slider_moved():
@@ -82,8 +80,8 @@ def explore_view():
     with left:
         if scatter is None:
             return
-        mu, dx, dy, base = scatter
-        fig = with_marker(base, z[dx], z[dy] if dy is not None else 0.0)
+        mu, labels, dx, dy, with_train = scatter
+        fig = scatter_with_marker(ckpt, with_train, dx, dy, mu, labels, z)
         event = st.plotly_chart(fig, key=f"scatter_{key}_{dx}_{dy}", on_select="rerun",
                                 selection_mode=("points", "box"), width="content")
         sel = event.selection if event else None

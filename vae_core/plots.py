@@ -16,15 +16,15 @@ def marker_trace(x: float, y: float) -> dict:
             "hoverinfo": "skip"}
 
 
-def with_marker(base: dict, x: float, y: float) -> dict:
-    """A serialised figure (from figure_dict) plus the current-z marker; the base is not modified."""
-    return {**base, "data": [*base["data"], marker_trace(x, y)]}
+def move_marker(fig: go.Figure, x: float, y: float) -> go.Figure:
+    """Move the current-z marker (the last trace) in place.
 
-
-def figure_dict(fig: go.Figure) -> dict:
-    """The figure as plain JSON data (numpy arrays already packed as base64): cheap to send again."""
-    import json
-    return json.loads(fig.to_json())
+    Only two numbers are validated; building or copying the figure would
+    re-validate all 10,000+ points (about 50 ms on this machine's CPU, against 5).
+    """
+    fig.data[-1].x = [float(x)]
+    fig.data[-1].y = [float(y)]
+    return fig
 
 
 def z_from_selection(selection: dict, z, mu: np.ndarray, dx: int, dy: int | None) -> np.ndarray:

@@ -1,0 +1,121 @@
+import io
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from vae_core import VaeError
+from vae_core.catalog import DEFAULT_MODEL, find_model, list_models
+from vae_core.checkpoint import save_checkpoint
+from vae_core.favourites import export_favourites, import_favourites
+from vae_core.images import decode, decode_grid, grid_axes, grid_latents, png_bytes, tile, upscale
+from vae_core.latents import nearest_indices
+from vae_core.models import ModelConfig, build_model
+from vae_core.plots import latent_scatter, move_marker, z_from_selection
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return build_model(ModelConfig(latent_dim=2)).eval()
+
+
+def test_decode_shapes_and_range(model):
+    one = decode(model, [0.0, 0.0])
+    many = decode(model, np.zeros((5, 2)))
+    assert one.shape == (28, 28) and one.dtype == np.uint8
+    assert many.shape == (5, 28, 28) and np.array_equal(many[0], one)
+    with pytest.raises(VaeError, match="latent space has 2"):
+        decode(model, [0.0, 0.0, 0.0])
+
+
+def test_png_is_crisp_nearest_upscale():
+    img = np.array([[0, 255], [255, 0]], dtype=np.uint8)
+    out = np.asarray(Image.open(io.BytesIO(png_bytes(img, scale=10))))
+    assert out.shape == (20, 20) and set(np.unique(out)) == {0, 255}  # no blended grey
+    assert not set(np.unique(upscale(img, 20, "bicubic"))) <= {0, 255}
+
+
+def test_grid_axes_linear_and_quantiles():
+    assert np.allclose(grid_axes(5, 3.0), [-3, -1.5, 0, 1.5, 3])
+    q = grid_axes(3, mode="quantiles")
+    assert np.allclose(q, [-0.6745, 0.0, 0.6745], atol=1e-4)  # Phi^-1 of 1/4, 1/2, 3/4
+    with pytest.raises(VaeError):
+        grid_axes(1)
+    with pytest.raises(VaeError):
+        grid_axes(5, mode="log")
+
+
+def test_grid_latents_orientation_and_other_dims_kept():
+    base = np.array([0.5, 9.0, -1.0])
+    dirs = (np.eye(3)[0], np.eye(3)[2])
+    lat = grid_latents(base, np.array([-1.0, 1.0]), np.array([-2.0, 2.0]), dirs)
+    assert lat.shape == (2, 2, 3)
+    assert np.allclose(lat[..., 1], 9.0)                      # untouched dimension
+    assert np.allclose(lat[0, :, 2], -1.0 + 2.0)              # top row: largest y
+    assert np.allclose(lat[:, 0, 0], 0.5 - 1.0)               # left column: smallest x
+
+
+def test_decode_grid_tiles_every_cell(model):
+    axis = grid_axes(4, 2.0)
+    mosaic = decode_grid(model, np.zeros(2), axis, axis, (np.eye(2)[0], np.eye(2)[1]))
+    assert mosaic.shape == (4 * 28, 4 * 28)
+    assert np.array_equal(mosaic[:28, :28], decode(model, [-2.0, 2.0]))  # top-left: x=-a, y=+a
+    assert tile(np.zeros((2, 3, 28, 28), np.uint8), pad=2).shape == (58, 88)
+
+
+def test_scatter_has_one_trace_per_class_and_a_movable_marker():
+    rng = np.random.default_rng(0)
+    pts, labels = rng.normal(size=(300, 2)), np.repeat(np.arange(3), 100)
+    fig = latent_scatter(pts, labels, ["a", "b", "c"], marker=(0.0, 0.0))
+    assert [t.name for t in fig.data] == ["a", "b", "c", "current z"]
+    assert all(t.type == "scattergl" for t in fig.data)
+    assert np.array_equal(np.asarray(fig.data[1].customdata), np.arange(100, 200))
+    move_marker(fig, 1.5, -2.0)
+    assert tuple(fig.data[-1].x) == (1.5,) and tuple(fig.data[-1].y) == (-2.0,)
+
+
+def test_selection_to_z():
+    mu = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], dtype=np.float32)
+    z = np.array([0.0, 0.0, 0.0])
+    point = {"points": [{"x": 9.0, "y": 9.0, "customdata": 1}], "box": []}
+    assert np.allclose(z_from_selection(point, z, mu, 0, 2), [4, 5, 6])  # the clicked image's whole z
+    box = {"points": [], "box": [{"x": [1.0, 3.0], "y": [-1.0, 0.0]}]}
+    assert np.allclose(z_from_selection(box, z, mu, 0, 2), [2.0, 0.0, -0.5])  # centre on the plotted dims
+    no_index = {"points": [{"x": 0.5, "y": -0.5}], "box": []}
+    assert np.allclose(z_from_selection(no_index, z, mu, 1, 2), [0.0, 0.5, -0.5])
+
+
+def test_nearest_indices():
+    pts = np.array([[0, 0], [5, 5], [1, 0], [0.5, 0]], dtype=np.float32)
+    assert list(nearest_indices(pts, [0.4, 0], k=3)) == [3, 0, 2]
+    assert len(nearest_indices(pts, [0, 0], k=10)) == 4
+
+
+def test_favourites_round_trip_and_bad_files():
+    favs = {"thin one": [0.5, -1.0], "zero": [2.0, 2.0]}
+    data = export_favourites(favs, "mnist-z2", 2)
+    assert import_favourites(data, 2) == favs
+    with pytest.raises(VaeError, match="3 dimensions"):
+        import_favourites(data, 3)
+    bad = [b"", b"\x80\x81", b"[1, 2]", json.dumps({"format": "other"}).encode(),
+           export_favourites({"x": [1.0]}, "m", 2), json.dumps({"format": "vae-explorer-favourites", "latent_dim": 2,
+                                                                 "favourites": {"x": [1.0, "nan"]}}).encode(),
+           b"{" * 2_000_000]
+    for blob in bad:
+        with pytest.raises(VaeError):
+            import_favourites(blob, 2)
+
+
+def test_catalog_lists_shipped_models_first_and_finished_runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("VAE_RUNS_DIR", str(tmp_path))
+    save_checkpoint(tmp_path / "myrun", build_model(ModelConfig(latent_dim=3)), dataset={"name": "digits"},
+                    metrics={"test_loss": 123.4})
+    (tmp_path / "unfinished").mkdir()
+    (tmp_path / "unfinished" / "config.json").write_text("{}")
+    keys = [e.key for e in list_models()]
+    assert keys[0] == DEFAULT_MODEL and "runs/myrun" in keys and "runs/unfinished" not in keys
+    entry = find_model("runs/myrun")
+    assert entry.latent_dim == 3 and entry.dataset == "digits" and "123.4" in entry.label

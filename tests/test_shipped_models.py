@@ -1,0 +1,50 @@
+"""The models that ship in checkpoints/ load, decode, carry their command and their latent cache."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import REPO
+from vae_core.checkpoint import load_checkpoint
+from vae_core.images import decode
+from vae_core.latents import knn_accuracy, load_cached_latents
+
+SHIPPED = {"mnist-z2": ("mnist", 2), "mnist-z16": ("mnist", 16), "fashion-z2": ("fashion-mnist", 2)}
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_shipped_model_loads_decodes_and_has_its_cache(name):
+    folder = REPO / "checkpoints" / name
+    assert (folder / "model.safetensors").stat().st_size <= 8 * 1024 * 1024
+    ck = load_checkpoint(folder)
+    dataset, dim = SHIPPED[name]
+    assert ck.dataset == dataset and ck.model.latent_dim == dim and ck.model_config.kind == "conv-vae"
+    assert ck.config["command"].startswith("python -m vae_core.train ")
+    assert f"--latent-dim {dim}" in ck.config["command"]
+    imgs = decode(ck.model, np.random.default_rng(0).standard_normal((8, dim)))
+    assert imgs.shape == (8, 28, 28) and imgs.std() > 10  # prior samples are not blank
+    lat = load_cached_latents(ck.hash, "test", REPO / "cache")
+    assert lat is not None, "the shipped test-set latent cache is missing or damaged"
+    assert lat.mu.shape == (10_000, dim) and lat.labels.shape == (10_000,)
+    assert set(np.unique(lat.labels)) == set(range(10))
+    x = torch.zeros(1, 1, 28, 28)
+    assert torch.isfinite(ck.model.encode(x)[0]).all()
+
+
+def test_mnist_z2_separates_the_digits_with_both_dimensions_active():
+    ck = load_checkpoint(REPO / "checkpoints" / "mnist-z2")
+    lat = load_cached_latents(ck.hash, "test", REPO / "cache")
+    acc = knn_accuracy(lat.mu, lat.labels)
+    assert acc >= 0.75, acc
+    assert abs(acc - ck.config["evaluation"]["knn5_accuracy"]) < 1e-3  # the recorded figure is honest
+    assert (lat.mu.var(0) > 0.01).all()  # both dimensions active
+
+
+def test_shipped_cache_matches_the_model(data_root):
+    """The cached means are what the model gives for the real test images."""
+    from vae_core.data import load_dataset
+    ck = load_checkpoint(REPO / "checkpoints" / "mnist-z2")
+    lat = load_cached_latents(ck.hash, "test", REPO / "cache")
+    x = load_dataset("mnist", "test", data_root).floats()[:100]
+    assert np.allclose(ck.model.encode(x)[0].numpy(), lat.mu[:100], atol=1e-4)
