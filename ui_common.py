@@ -55,7 +55,13 @@ def current_checkpoint():
         _run_through_app()
     entry: ModelEntry = st.session_state["model_entry"]
     weights = entry.path / "model.safetensors"
-    return get_checkpoint(str(entry.path), weights.stat().st_mtime_ns)
+    try:
+        return get_checkpoint(str(entry.path), weights.stat().st_mtime_ns)
+    except FileNotFoundError:
+        st.error(f"The model {entry.key} is gone from {entry.path}; pick another model in the sidebar.")
+    except VaeError as e:
+        st.error(f"The model {entry.key} cannot be loaded: {e} Pick another model in the sidebar.")
+    st.stop()
 
 
 def latents_or_build(ckpt, split: str = "test"):

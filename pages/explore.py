@@ -60,12 +60,24 @@ def _slider_moved():
     set_z(z)
 
 
+def _selection_handler(chart_key: str, mu, dx, dy):
+    """on_select callback: a click or box on the scatter sets z.
+
+    Callbacks run before the fragment reruns, so the sliders drawn next follow,
+    and the URL changes (query parameters set in a fragment's body do not reach it).
+    """
+    def on_select():
+        sel = (st.session_state.get(chart_key) or {}).get("selection")
+        if sel and (sel.get("points") or sel.get("box")):
+            set_z(z_from_selection(sel, get_z(), mu, dx, dy))
+    return on_select
+
+
 @st.fragment
 def explore_view():
-    """Image, sliders and scatter: a slider step reruns only this.
+    """Image, sliders and scatter: a slider step or a scatter selection reruns only this.
 
-    The image is emitted first, so it reaches the browser before the scatter's
-    (cached, pre-serialised) figure with its one-point marker trace.
+    The image is emitted first, so it reaches the browser before the scatter.
     """
     sync_sliders(slider_dims)
     z = get_z()
@@ -75,22 +87,18 @@ def explore_view():
         show_image(img, DISPLAY, caption="decode(z)")
         for i in slider_dims:
             st.slider(f"z[{i}]", -Z_RANGE, Z_RANGE, step=0.05, key=f"z_slider_{i}", on_change=_slider_moved)
-        st.download_button("Download PNG (280×280)", png_bytes(img, scale=10), file_name="decoded.png",
-                           mime="image/png", key="download_png")
+        c1, c2 = st.columns([1, 2])
+        c1.download_button("Download PNG", png_bytes(img, scale=10), file_name="decoded.png",
+                           mime="image/png", key="download_png", help="280×280, crisp pixels")
+        c2.code("z = [" + ", ".join(f"{v:.2f}" for v in z[:16]) + (", …]" if d > 16 else "]"), language=None)
     with left:
         if scatter is None:
             return
         mu, labels, dx, dy, with_train = scatter
+        chart_key = f"scatter_{key}_{dx}_{dy}_{with_train}"
         fig = scatter_with_marker(ckpt, with_train, dx, dy, mu, labels, z)
-        event = st.plotly_chart(fig, key=f"scatter_{key}_{dx}_{dy}", on_select="rerun",
-                                selection_mode=("points", "box"), width="content")
-        sel = event.selection if event else None
-        if sel and (sel.get("points") or sel.get("box")):
-            sig = str(sel)
-            if st.session_state.get("last_selection") != sig:  # act once per new selection
-                st.session_state["last_selection"] = sig
-                set_z(z_from_selection(sel, z, mu, dx, dy))
-                st.rerun(scope="fragment")
+        st.plotly_chart(fig, key=chart_key, on_select=_selection_handler(chart_key, mu, dx, dy),
+                        selection_mode=("points", "box"), width="content")
         st.caption(f"{len(mu):,} {ckpt.dataset} latents (posterior means). Click a point to jump to its z; "
                    f"drag a box to jump to the box's centre.")
 
@@ -98,14 +106,13 @@ def explore_view():
 explore_view()
 
 st.divider()
-b1, b2, b3 = st.columns(3)
+b1, b2, _ = st.columns(3)
 if b1.button("Sample z from the prior", icon=":material/casino:", width="stretch"):
     set_z(np.random.default_rng().standard_normal(d))
     st.rerun()
 if b2.button("Reset z to 0", icon=":material/restart_alt:", width="stretch"):
     set_z(np.zeros(d))
     st.rerun()
-b3.code("z = [" + ", ".join(f"{v:.2f}" for v in get_z()[:16]) + (", …]" if d > 16 else "]"), language=None)
 
 tab_upload, tab_near, tab_fav = st.tabs(["Jump to an image", "Nearest dataset images", "Favourites"])
 

@@ -207,3 +207,16 @@ def test_every_shipped_model_renders_every_page():
         for page in ("pages/explore.py", "pages/grid.py", "pages/interpolate.py", "pages/pca.py"):
             at = app(model, page)
             no_errors(at)
+
+
+def test_a_damaged_run_in_the_picker_gives_a_message_not_a_traceback(tmp_path, monkeypatch):
+    import shutil
+    monkeypatch.setenv("VAE_RUNS_DIR", str(tmp_path))
+    shutil.copytree(REPO / "checkpoints" / "mnist-z2", tmp_path / "broken")
+    weights = tmp_path / "broken" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT)
+    at.query_params["model"] = "runs/broken"
+    at.run()
+    assert not at.exception
+    assert any("cannot be loaded" in e.value and "model.safetensors" in e.value for e in at.error)

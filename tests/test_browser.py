@@ -66,7 +66,7 @@ def assert_no_traceback(page):
 
 
 def test_explore_slider_changes_the_image(server, page):
-    page.goto(f"{server}/explore")
+    page.goto(f"{server}/")  # Explore is the default page, served at the root
     wait_for_app(page)
     img = decoded_image(page)
     img.wait_for(timeout=30_000)
@@ -87,6 +87,39 @@ def test_explore_slider_changes_the_image(server, page):
     page.wait_for_function("() => location.search.includes('z=0.250')", timeout=30_000)
     assert page.locator("[data-testid='stSliderThumbValue']").first.inner_text() == "0.25"
     page.screenshot(path=str(ARTIFACTS / "explore-after.png"), full_page=True)
+    assert_no_traceback(page)
+
+
+def test_a_box_on_the_scatter_moves_z_to_its_centre(server, page):
+    page.goto(f"{server}/")  # Explore is the default page, served at the root
+    wait_for_app(page)
+    page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
+    # plotly has laid out its axes and the script is idle: a drag now is a selection
+    page.wait_for_function("() => { const gd = document.querySelector('.js-plotly-plot');"
+                           " return gd && gd._fullLayout && gd._fullLayout.xaxis && gd._fullLayout.xaxis._offset; }",
+                           timeout=30_000)
+    wait_for_app(page)
+    page.wait_for_timeout(500)
+    before = decoded_image(page).get_attribute("src")
+    # screen position of z = (0, 3) from plotly's own axis mapping
+    at = page.evaluate("""() => {
+      const gd = document.querySelector('.js-plotly-plot'), fl = gd._fullLayout, r = gd.getBoundingClientRect();
+      return [r.left + fl.xaxis._offset + fl.xaxis.l2p(0), r.top + fl.yaxis._offset + fl.yaxis.l2p(3)];
+    }""")
+    page.mouse.move(at[0] - 25, at[1] - 25)
+    page.mouse.down()
+    page.mouse.move(at[0], at[1], steps=5)
+    page.mouse.move(at[0] + 25, at[1] + 25, steps=5)
+    page.mouse.up()
+    page.wait_for_function("() => document.querySelector('[data-testid=stCode]').innerText.includes('z = [')"
+                           " && !document.querySelector('[data-testid=stCode]').innerText.includes('[0.00, 0.00]')",
+                           timeout=30_000)
+    z = [float(v) for v in page.locator("[data-testid='stCode']").first.inner_text()
+         .split("[")[1].split("]")[0].split(",")]
+    assert abs(z[0] - 0.0) < 0.15 and abs(z[1] - 3.0) < 0.15, z
+    assert abs(float(page.locator("[data-testid='stSliderThumbValue']").nth(1).inner_text()) - z[1]) < 0.03
+    assert decoded_image(page).get_attribute("src") != before
+    page.screenshot(path=str(ARTIFACTS / "explore-box.png"), full_page=True)
     assert_no_traceback(page)
 
 
@@ -114,6 +147,14 @@ def test_interpolate_two_uploads_and_download_a_gif(server, page):
         gif.seek(i)
         frames.append(np.asarray(gif.convert("L"), dtype=int))
     assert np.abs(frames[0] - frames[-1]).mean() > 5  # it really goes from a 0 to a 1
+    # and the browser itself opens the downloaded file
+    import base64
+    viewer = page.context.new_page()
+    viewer.set_content(f'<img id="g" src="data:image/gif;base64,{base64.b64encode(data).decode()}">')
+    viewer.wait_for_function("() => document.getElementById('g').complete")
+    assert viewer.evaluate("() => [document.getElementById('g').naturalWidth, "
+                           "document.getElementById('g').naturalHeight]") == [256, 256]
+    viewer.close()
     assert_no_traceback(page)
 
 
@@ -137,3 +178,18 @@ def test_a_corrupt_upload_shows_an_error_not_a_traceback(server, page, name, pay
         files=[{"name": "one.png", "mimeType": "image/png", "buffer": digit_png("one")}])
     wait_for_app(page)
     page.get_by_text("reconstruction").first.wait_for(timeout=30_000)
+
+
+def test_the_first_request_after_a_start_can_open_a_subpage(browser):
+    """A fresh server whose first request is /grid still renders through app.py (picker, navigation)."""
+    with app_server() as url:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{url}/grid")
+        wait_for_app(page)
+        page.get_by_role("heading", name="Grid").wait_for(timeout=30_000)
+        page.locator("[data-testid='stSidebar'] [data-testid='stSelectbox']").wait_for(timeout=30_000)  # the picker
+        nav = page.locator("[data-testid='stSidebarNav']").inner_text()
+        assert all(t in nav for t in ("Explore", "Grid", "Interpolate", "PCA")) and "app" not in nav.split()
+        page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)  # the decoded grid
+        assert_no_traceback(page)
+        page.close()

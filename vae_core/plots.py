@@ -67,10 +67,12 @@ def latent_scatter(points: np.ndarray, labels: np.ndarray, class_names: list[str
                                    hovertemplate=f"{name}<br>(%{{x:.2f}}, %{{y:.2f}})<extra></extra>"))
     if marker is not None:
         fig.add_trace(marker_trace(*marker))
-    fig.update_layout(width=size, height=size, margin=dict(l=45, r=5, t=60, b=40),
-                      legend=dict(orientation="h", yanchor="bottom", y=1.01, x=0, itemsizing="constant",
-                                  font=dict(size=11)),
-                      dragmode="select", xaxis_title=axis_titles[0], yaxis_title=axis_titles[1])
+    # legend in a column on the right (the modebar owns the top edge); the extra width keeps
+    # the plot area about as large as the decoded image beside it
+    fig.update_layout(width=size + 90, height=size, margin=dict(l=45, r=5, t=30, b=40),
+                      legend=dict(itemsizing="constant", font=dict(size=11), x=1.02, y=1),
+                      dragmode="select", clickmode="event+select",  # a click selects the point under it
+                      xaxis_title=axis_titles[0], yaxis_title=axis_titles[1])
     # equal units on both axes: distances in the picture are distances in latent space
     fig.update_yaxes(scaleanchor="x", scaleratio=1)
     return fig
