@@ -159,22 +159,23 @@ def train_cache_available(ckpt) -> bool:
     return load_cached_latents(ckpt.hash, "train") is not None or dataset_available(ckpt.dataset)
 
 
-def scatter_with_marker(ckpt, with_train: bool, dx: int, dy, mu: np.ndarray, labels: np.ndarray, z):
-    """The latent scatter with the current-z marker, kept per session and per model and axes.
+def session_scatter(ckpt, with_train: bool, dx: int, dy, mu: np.ndarray, labels: np.ndarray):
+    """(figure, axis ranges) of the latent scatter, built once per session, model and axes.
 
-    Built once; each slider step only moves the marker in place. Handing Streamlit a
-    Figure object skips its re-validation of every point (a dict would be validated
-    in full on every step).
+    The figure never changes while z moves (the marker is a separate overlay), so
+    keeping the object spares Plotly's validation of every point on each full rerun.
     """
-    from vae_core.plots import latent_scatter, move_marker
+    from vae_core.plots import latent_scatter, square_ranges
     sig = (ckpt.hash, with_train, dx, dy)
     cached = st.session_state.get("_scatter")
     if cached is None or cached[0] != sig:
         ys = mu[:, dy] if dy is not None else np.zeros(len(mu), np.float32)
-        fig = latent_scatter(np.stack([mu[:, dx], ys], 1), labels, ckpt.class_names, marker=(0.0, 0.0),
-                             size=DISPLAY, axis_titles=(f"z[{dx}]", f"z[{dy}]" if dy is not None else ""))
-        st.session_state["_scatter"] = cached = (sig, fig)
-    return move_marker(cached[1], z[dx], z[dy] if dy is not None else 0.0)
+        points = np.stack([mu[:, dx], ys], 1)
+        ranges = square_ranges(points)
+        fig = latent_scatter(points, labels, ckpt.class_names, size=DISPLAY, ranges=ranges,
+                             axis_titles=(f"z[{dx}]", f"z[{dy}]" if dy is not None else ""))
+        st.session_state["_scatter"] = cached = (sig, fig, ranges)
+    return cached[1], cached[2]
 
 
 @st.cache_data(show_spinner="Fitting PCA…", max_entries=8)

@@ -1,20 +1,23 @@
 """Explore: the scatter of cached latents beside the decoded image for the current z.
 
-Speed: the image, the sliders and the scatter live in one fragment, so a slider
-step reruns only that: one decode, one small PNG, and the scatter as a figure
-kept in the session whose one-point marker trace moves in place. (Asking for a full rerun
-after each step instead dropped key presses; benchmarks/ui_latency.py measures.)
+Speed: the image, the sliders and a one-point marker overlay live in one
+fragment, so a slider step reruns only that; the 10k-point WebGL scatter under
+the overlay is drawn on full reruns only. Designs measured and dropped
+(benchmarks/ui_latency.py): a full rerun after each step (lost key presses), the
+scatter inside the fragment (its redraw delayed every image by ~250 ms in
+software-rendered Chromium), and a scatter fragment on a clock (each tick cost
+the browser a redraw even when nothing changed).
 """
 import numpy as np
 import streamlit as st
 
 from ui_common import (DISPLAY, Z_RANGE, current_checkpoint, get_test_images, get_z, latents_or_build,
-                       scatter_with_marker, set_z, show_error, show_image, sync_sliders, train_cache_available)
+                       session_scatter, set_z, show_error, show_image, sync_sliders, train_cache_available)
 from vae_core import VaeError
 from vae_core.favourites import export_favourites, import_favourites
 from vae_core.images import decode, png_bytes, reconstruct
 from vae_core.latents import nearest_indices
-from vae_core.plots import z_from_selection
+from vae_core.plots import marker_overlay, z_from_selection
 from vae_core.preprocess import IMAGE_TYPES, prepare_upload
 
 ckpt = current_checkpoint()
@@ -61,11 +64,7 @@ def _slider_moved():
 
 
 def _selection_handler(chart_key: str, mu, dx, dy):
-    """on_select callback: a click or box on the scatter sets z.
-
-    Callbacks run before the fragment reruns, so the sliders drawn next follow,
-    and the URL changes (query parameters set in a fragment's body do not reach it).
-    """
+    """on_select callback: a click or box on the scatter sets z (the page then reruns)."""
     def on_select():
         sel = (st.session_state.get(chart_key) or {}).get("selection")
         if sel and (sel.get("points") or sel.get("box")):
@@ -74,36 +73,47 @@ def _selection_handler(chart_key: str, mu, dx, dy):
 
 
 @st.fragment
-def explore_view():
-    """Image, sliders and scatter: a slider step or a scatter selection reruns only this.
-
-    The image is emitted first, so it reaches the browser before the scatter.
-    """
+def image_view(marker_slot):
+    """The fast path: a slider step reruns only this: one decode, one small PNG, and
+    the one-point marker overlay written into marker_slot over the scatter."""
     sync_sliders(slider_dims)
     z = get_z()
-    left, right = st.columns([1, 1], gap="large")
-    with right:
-        img = decode(model, z)
-        show_image(img, DISPLAY, caption="decode(z)")
-        for i in slider_dims:
-            st.slider(f"z[{i}]", -Z_RANGE, Z_RANGE, step=0.05, key=f"z_slider_{i}", on_change=_slider_moved)
-        c1, c2 = st.columns([1, 2])
-        c1.download_button("Download PNG", png_bytes(img, scale=10), file_name="decoded.png",
-                           mime="image/png", key="download_png", help="280×280, crisp pixels")
-        c2.code("z = [" + ", ".join(f"{v:.2f}" for v in z[:16]) + (", …]" if d > 16 else "]"), language=None)
-    with left:
-        if scatter is None:
-            return
+    img = decode(model, z)
+    show_image(img, DISPLAY, caption="decode(z)")
+    for i in slider_dims:
+        st.slider(f"z[{i}]", -Z_RANGE, Z_RANGE, step=0.05, key=f"z_slider_{i}", on_change=_slider_moved)
+    c1, c2 = st.columns([1, 2])
+    c1.download_button("Download PNG", png_bytes(img, scale=10), file_name="decoded.png",
+                       mime="image/png", key="download_png", help="280×280, crisp pixels")
+    c2.code("z = [" + ", ".join(f"{v:.2f}" for v in z[:16]) + (", …]" if d > 16 else "]"), language=None)
+    if marker_slot is not None:
+        _, dx, dy, ranges = marker_slot
+        with marker_slot[0]:
+            st.plotly_chart(marker_overlay(z[dx], z[dy] if dy is not None else 0.0, ranges, DISPLAY),
+                            key="marker_overlay_chart", config={"displayModeBar": False, "staticPlot": True},
+                            width="content")
+
+
+# The marker lives in its own container pulled up over the scatter (same size, same axis
+# ranges, transparent, deaf to the mouse): moving it never redraws the 10k points. The
+# style sits here, not between the two charts, where its block would add a second gap.
+st.markdown(f"<style>.st-key-marker_overlay {{margin-top: calc(-{DISPLAY}px - 1rem); z-index: 5;}}"
+            f" .st-key-marker_overlay, .st-key-marker_overlay * {{pointer-events: none !important;}}</style>",
+            unsafe_allow_html=True)
+left, right = st.columns([1, 1], gap="large")
+marker_slot = None
+with left:
+    if scatter is not None:
         mu, labels, dx, dy, with_train = scatter
+        fig, ranges = session_scatter(ckpt, with_train, dx, dy, mu, labels)
         chart_key = f"scatter_{key}_{dx}_{dy}_{with_train}"
-        fig = scatter_with_marker(ckpt, with_train, dx, dy, mu, labels, z)
         st.plotly_chart(fig, key=chart_key, on_select=_selection_handler(chart_key, mu, dx, dy),
-                        selection_mode=("points", "box"), width="content")
+                        selection_mode=("points", "box"), width="content", config={"displayModeBar": False})
+        marker_slot = (st.container(key="marker_overlay"), dx, dy, ranges)
         st.caption(f"{len(mu):,} {ckpt.dataset} latents (posterior means). Click a point to jump to its z; "
                    f"drag a box to jump to the box's centre.")
-
-
-explore_view()
+with right:
+    image_view(marker_slot)
 
 st.divider()
 b1, b2, _ = st.columns(3)

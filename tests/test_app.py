@@ -47,9 +47,10 @@ def test_explore_renders_the_default_model_and_its_scatter():
     no_errors(at)
     assert at.sidebar.selectbox[0].value == "mnist-z2"
     assert [s.label for s in at.slider] == ["z[0]", "z[1]"]
-    assert len(at.get("plotly_chart")) == 1  # the scatter, from the shipped latent cache
+    assert len(at.get("plotly_chart")) == 2  # the scatter (from the shipped latent cache) and its marker overlay
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
-    assert sum(n_points(t) for t in spec["data"] if t.get("name") != "current z") == 10_000
+    assert sum(n_points(t) for t in spec["data"]) == 10_000
+    assert [t["name"] for t in spec["data"]] == [str(d) for d in range(10)]  # a legend of class names
     assert any("Device:" in c.value for c in at.sidebar.caption)
 
 
@@ -61,10 +62,13 @@ def test_moving_a_slider_changes_the_decoded_image_and_the_url():
     after = image_urls(at)[0]
     assert after != before
     assert at.query_params["z"].startswith("2.000,")
-    # and the scatter's marker follows
-    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
-    marker = [t for t in spec["data"] if t.get("name") == "current z"][0]
-    assert marker["x"] == [2.0]
+    # and the marker over the scatter follows, on the scatter's exact axes
+    scatter, overlay = (json.loads(c.proto.spec) for c in at.get("plotly_chart"))
+    assert overlay["data"][0]["name"] == "current z" and overlay["data"][0]["x"] == [2.0]
+    for axis in ("xaxis", "yaxis"):
+        assert overlay["layout"][axis]["range"] == scatter["layout"][axis]["range"]
+    for dim in ("width", "height", "margin"):
+        assert overlay["layout"][dim] == scatter["layout"][dim]
 
 
 def test_buttons_reset_and_sample():
