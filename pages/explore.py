@@ -12,7 +12,8 @@ import numpy as np
 import streamlit as st
 
 from ui_common import (DISPLAY, Z_RANGE, current_checkpoint, get_test_images, get_z, latents_or_build,
-                       session_scatter, set_z, show_error, show_image, sync_sliders, train_cache_available)
+                       session_scatter, set_z, show_error, show_image, show_pixels, sync_sliders,
+                       train_cache_available)
 from vae_core import VaeError
 from vae_core.favourites import export_favourites, import_favourites
 from vae_core.images import decode, png_bytes, reconstruct
@@ -79,12 +80,13 @@ def image_view(marker_slot):
     sync_sliders(slider_dims)
     z = get_z()
     img = decode(model, z)
-    show_image(img, DISPLAY, caption="decode(z)")
+    show_pixels(img, DISPLAY, caption="decode(z)")
     for i in slider_dims:
         st.slider(f"z[{i}]", -Z_RANGE, Z_RANGE, step=0.05, key=f"z_slider_{i}", on_change=_slider_moved)
     c1, c2 = st.columns([1, 2])
-    c1.download_button("Download PNG", png_bytes(img, scale=10), file_name="decoded.png",
-                       mime="image/png", key="download_png", help="280×280, crisp pixels")
+    # a callable: the 280x280 PNG is made when clicked, not on every slider step
+    c1.download_button("Download PNG", lambda z=z.copy(): png_bytes(decode(model, z), scale=10),
+                       file_name="decoded.png", mime="image/png", key="download_png", help="280×280, crisp pixels")
     c2.code("z = [" + ", ".join(f"{v:.2f}" for v in z[:16]) + (", …]" if d > 16 else "]"), language=None)
     if marker_slot is not None:
         _, dx, dy, ranges = marker_slot

@@ -67,9 +67,12 @@ def launch_chromium(playwright):
     return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
 
 
+DECODED_IMG = 'img[alt="decode(z)"]'
+
+
 def decoded_image(page):
-    """The Explore page's decoded image element (captioned decode(z))."""
-    return page.locator("[data-testid='stImage']").filter(has_text="decode(z)").locator("img").first
+    """The Explore page's decoded image element."""
+    return page.locator(DECODED_IMG).first
 
 
 def wait_for_app(page, timeout_ms: int = 60_000) -> None:

@@ -28,6 +28,18 @@ def image_urls(at) -> list[str]:
     return [u for img in at.get("image") for u in img.value]
 
 
+def decoded_pixels(at) -> np.ndarray:
+    """The Explore page's decode(z): an inline PNG (data URI) in a markdown element."""
+    import base64
+    import io
+    import re
+    from PIL import Image
+    html = [m.value for m in at.markdown if 'alt="decode(z)"' in m.value]
+    assert len(html) == 1
+    data = re.search(r'src="data:image/png;base64,([^"]+)"', html[0]).group(1)
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(data))))
+
+
 def n_points(trace) -> int:
     """Points in a plotly trace; plotly serialises numpy arrays as base64 typed arrays."""
     x = trace["x"]
@@ -56,11 +68,13 @@ def test_explore_renders_the_default_model_and_its_scatter():
 
 def test_moving_a_slider_changes_the_decoded_image_and_the_url():
     at = app()
-    before = image_urls(at)[0]
+    before = decoded_pixels(at)
+    ck = load_checkpoint(REPO / "checkpoints" / "mnist-z2")
+    assert np.array_equal(before, decode(ck.model, [0.0, 0.0]))  # the page shows decode(z) itself
     at.slider(key="z_slider_0").set_value(2.0).run()
     no_errors(at)
-    after = image_urls(at)[0]
-    assert after != before
+    after = decoded_pixels(at)
+    assert np.array_equal(after, decode(ck.model, [2.0, 0.0])) and not np.array_equal(after, before)
     assert at.query_params["z"].startswith("2.000,")
     # and the marker over the scatter follows, on the scatter's exact axes
     scatter, overlay = (json.loads(c.proto.spec) for c in at.get("plotly_chart"))
