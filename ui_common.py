@@ -222,7 +222,8 @@ def show_pixels(img: np.ndarray, px: int, caption: str, where=st) -> None:
     data = base64.b64encode(png_bytes(img)).decode()
     h = round(px * img.shape[0] / img.shape[1])
     where.markdown(f'<figure style="margin:0"><img alt="{caption}" src="data:image/png;base64,{data}" '
-                   f'width="{px}" height="{h}" style="image-rendering:pixelated;display:block;border-radius:4px"/>'
+                   f'style="width:{px}px;height:{h}px;max-width:100%;object-fit:fill;image-rendering:pixelated;display:block;'
+                   f'border-radius:4px"/>'
                    f'<figcaption style="text-align:center;font-size:0.875rem;opacity:0.6">{caption}</figcaption>'
                    f'</figure>', unsafe_allow_html=True)
 

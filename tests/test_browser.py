@@ -72,6 +72,13 @@ def test_explore_slider_changes_the_image(server, page):
     img.wait_for(timeout=30_000)
     before = img.get_attribute("src")
     page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)  # the scatter, beside the image
+    # what a person sees: the digit fills the 420 px box (not a 28 px thumbnail in its middle)
+    box = img.bounding_box()
+    assert box["width"] > 300 and abs(box["width"] - box["height"]) < 2, box
+    shot = np.asarray(Image.open(io.BytesIO(img.screenshot())).convert("L"))
+    ink_cols = np.flatnonzero(shot.max(0) > 60)
+    assert ink_cols.size and (ink_cols[-1] - ink_cols[0]) > 0.4 * shot.shape[1], (ink_cols[:3], shot.shape)
+    assert img.evaluate("e => getComputedStyle(e).imageRendering") == "pixelated"  # crisp pixels
     page.screenshot(path=str(ARTIFACTS / "explore-before.png"), full_page=True)
     slider = page.get_by_role("slider", name="z[0]")
     slider.focus()
