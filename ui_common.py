@@ -228,19 +228,6 @@ def show_pixels(img: np.ndarray, px: int, caption: str, where=st) -> None:
                    f'</figure>', unsafe_allow_html=True)
 
 
-def session_marker_overlay(x: float, y: float, ranges):
-    """The one-point marker figure, built once per session and axes, moved in place.
-
-    Building a Plotly figure validates every property (about 20 ms, at times far
-    more); moving the point validates two numbers.
-    """
-    from vae_core.plots import marker_overlay, move_marker
-    cached = st.session_state.get("_marker_overlay")
-    if cached is None or cached[0] != ranges:
-        st.session_state["_marker_overlay"] = cached = (ranges, marker_overlay(x, y, ranges, DISPLAY))
-    return move_marker(cached[1], x, y)
-
-
 def show_error(e: Exception) -> None:
     """Show a user-facing error without a traceback."""
     st.error(str(e), icon="⚠️")

@@ -12,13 +12,13 @@ import numpy as np
 import streamlit as st
 
 from ui_common import (DISPLAY, Z_RANGE, current_checkpoint, get_test_images, get_z, latents_or_build,
-                       session_marker_overlay, session_scatter, set_z, show_error, show_image, show_pixels,
-                       sync_sliders, train_cache_available)
+                       session_scatter, set_z, show_error, show_image, show_pixels, sync_sliders,
+                       train_cache_available)
 from vae_core import VaeError
 from vae_core.favourites import export_favourites, import_favourites
 from vae_core.images import decode, png_bytes, reconstruct
 from vae_core.latents import nearest_indices
-from vae_core.plots import z_from_selection
+from vae_core.plots import marker_overlay, z_from_selection
 from vae_core.preprocess import IMAGE_TYPES, prepare_upload
 
 ckpt = current_checkpoint()
@@ -91,7 +91,7 @@ def image_view(marker_slot):
     if marker_slot is not None:
         _, dx, dy, ranges = marker_slot
         with marker_slot[0]:
-            st.plotly_chart(session_marker_overlay(z[dx], z[dy] if dy is not None else 0.0, ranges),
+            st.plotly_chart(marker_overlay(z[dx], z[dy] if dy is not None else 0.0, ranges, DISPLAY),
                             key="marker_overlay_chart", config={"displayModeBar": False, "staticPlot": True},
                             width="content")
 

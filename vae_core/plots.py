@@ -74,13 +74,6 @@ def marker_overlay(x: float, y: float, ranges, size: int = 420) -> go.Figure:
     return _scatter_geometry(fig, size, ranges, ("", ""), visible_axes=False)
 
 
-def move_marker(fig: go.Figure, x: float, y: float) -> go.Figure:
-    """Move the one point of a marker_overlay figure in place (validates two numbers)."""
-    fig.data[0].x = [float(x)]
-    fig.data[0].y = [float(y)]
-    return fig
-
-
 def z_from_selection(selection: dict, z, mu: np.ndarray, dx: int, dy: int | None) -> np.ndarray:
     """The z a scatter selection asks for.
 
