@@ -6,6 +6,7 @@ folder holds model.safetensors (at least one epoch completed).
 """
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,17 @@ def _entry(key: str, path: Path) -> ModelEntry | None:
         return None  # a damaged or foreign folder is not offered
 
 
+def _finished(folder: Path) -> bool:
+    """CLI runs have no status.json; background jobs count once their state is done."""
+    status = folder / "status.json"
+    if not status.is_file():
+        return True
+    try:
+        return json.loads(status.read_text()).get("state") == "done"
+    except (OSError, ValueError):
+        return False
+
+
 def list_models(runs=None) -> list[ModelEntry]:
     """Shipped models first (the default at the top), then runs, newest first."""
     entries = []
@@ -57,7 +69,8 @@ def list_models(runs=None) -> list[ModelEntry]:
         entries += [e for n in names if (e := _entry(n, SHIPPED_DIR / n))]
     root = runs_dir(runs)
     if root.is_dir():
-        folders = sorted((p for p in root.iterdir() if is_checkpoint(p)),
+        # a background job's folder holds weights after its first epoch; offer it once done
+        folders = sorted((p for p in root.iterdir() if is_checkpoint(p) and _finished(p)),
                          key=lambda p: p.stat().st_mtime, reverse=True)
         entries += [e for p in folders if (e := _entry(f"runs/{p.name}", p))]
     return entries

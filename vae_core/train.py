@@ -209,8 +209,12 @@ class Stop(Exception):
 # ---------------------------------------------------------------- the loop
 
 def train(cfg: TrainConfig, command: str | None = None, progress: bool = True,
-          on_epoch=None) -> dict:
-    """Run training; returns the last epoch's metrics. Raises VaeError on bad input or divergence."""
+          on_epoch=None, on_step=None) -> dict:
+    """Run training; returns the last epoch's metrics. Raises VaeError on bad input or divergence.
+
+    on_epoch(metrics) after each epoch; on_step(epoch, step, steps_per_epoch) after each
+    optimiser step (the job runner uses it for the progress bar, rate-limited there).
+    """
     cfg.validate()
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
@@ -285,6 +289,8 @@ def train(cfg: TrainConfig, command: str | None = None, progress: bool = True,
             kl_dims += terms["kl_per_dim"].detach() * b
             if bar:
                 bar.update(1)
+            if on_step:
+                on_step(epoch, step + 1, steps_per_epoch)
         if bar:
             bar.close()
         if device.type == "cuda":

@@ -1,0 +1,136 @@
+"""Background jobs, for real: tiny digits jobs in their own OS processes."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from vae_core import VaeError
+from vae_core.catalog import list_models
+from vae_core.checkpoint import load_checkpoint
+from vae_core.jobs import cancel_job, delete_job, job_folder, read_status, refresh, start_job, wait_job
+
+TINY = ["--dataset", "digits", "--limit", "300", "--device", "cpu"]
+LONG = ["--dataset", "digits", "--epochs", "500", "--batch-size", "32", "--device", "cpu"]
+
+
+@pytest.fixture()
+def runs(tmp_path, monkeypatch, cache_root):
+    monkeypatch.setenv("VAE_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("VAE_CPU_JOBS", "1")
+    return tmp_path / "runs"
+
+
+def _wait_for(pred, timeout=120.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _epochs_done(folder):
+    try:
+        return len((folder / "metrics.jsonl").read_text().splitlines())
+    except OSError:
+        return 0
+
+
+def test_a_job_runs_to_done_and_becomes_a_model(runs):
+    job = start_job(TINY + ["--epochs", "2"])
+    status = wait_job(job, timeout=180)
+    assert status["state"] == "done", status
+    folder = job_folder(job)
+    ck = load_checkpoint(folder)
+    assert ck.config["metrics"]["epoch"] == 2
+    assert status["progress"]["epoch"] == 2 and status["started"] and status["ended"] and status["pid"]
+    assert "epoch 2:" in (folder / "log.txt").read_text()
+    assert f"runs/{job}" in [m.key for m in list_models()]  # offered by the sidebar picker
+    from vae_core.latents import load_cached_latents
+    assert load_cached_latents(ck.hash, "test") is not None  # its scatter is ready
+
+
+def test_cancel_keeps_the_last_completed_epoch(runs):
+    job = start_job(LONG)
+    folder = job_folder(job)
+    _wait_for(lambda: _epochs_done(folder) >= 1, what="a completed epoch")
+    assert f"runs/{job}" not in [m.key for m in list_models()]  # not offered while running
+    status = cancel_job(job)
+    assert status["state"] == "cancelled", status
+    ck = load_checkpoint(folder)
+    assert ck.config["metrics"]["epoch"] >= 1
+    assert not any(p.name.endswith(".tmp") for p in folder.iterdir())
+
+
+def test_a_killed_job_is_reported_failed_with_its_log(runs):
+    job = start_job(LONG)
+    folder = job_folder(job)
+    _wait_for(lambda: _epochs_done(folder) >= 1, what="a completed epoch")
+    pid = read_status(folder)["pid"]
+    os.killpg(pid, signal.SIGKILL)
+    _wait_for(lambda: [j for j in refresh() if j["id"] == job][0]["state"] == "failed", what="failed state")
+    status = read_status(folder)
+    assert "ended without reporting" in status["error"] and "epoch 1:" in status["error"]
+
+
+def test_jobs_queue_behind_the_cpu_limit(runs):
+    first = start_job(LONG)
+    second = start_job(TINY + ["--epochs", "1"])
+    assert read_status(job_folder(second))["state"] == "queued"
+    _wait_for(lambda: _epochs_done(job_folder(first)) >= 1, what="first job's epoch")
+    assert read_status(job_folder(second))["state"] == "queued"  # still waiting for the slot
+    cancel_job(first)  # the slot frees; the second starts by itself
+    assert wait_job(second, timeout=180)["state"] == "done"
+
+
+def test_diverging_job_fails_with_the_nan_advice(runs):
+    job = start_job(TINY + ["--epochs", "3", "--lr", "1e6"])
+    status = wait_job(job, timeout=180)
+    assert status["state"] == "failed"
+    assert "lower learning rate" in status["error"] and "epoch" in status["error"]
+
+
+def test_missing_dataset_fails_naming_the_folder(runs, tmp_path):
+    job = start_job(["--dataset", "mnist", "--data-root", str(tmp_path / "nodata"), "--epochs", "1"])
+    status = wait_job(job, timeout=180)
+    assert status["state"] == "failed" and str(tmp_path / "nodata" / "MNIST" / "raw") in status["error"]
+
+
+@pytest.mark.parametrize("args", [["--beta", "-1"], ["--latent-dim", "0"], ["--dataset", "cifar"],
+                                  ["--no-such-flag"], ["--out", "x"]])
+def test_invalid_flags_are_refused_and_leave_no_job(runs, args):
+    with pytest.raises(VaeError):
+        start_job(["--dataset", "digits"] + args)
+    assert not runs.exists() or not [p for p in runs.iterdir() if p.is_dir()]
+
+
+def test_a_new_manager_process_lists_the_same_jobs_and_the_cli_works(runs):
+    env = {**os.environ, "VAE_RUNS_DIR": str(runs)}
+    cli = [sys.executable, "-m", "vae_core.jobs"]
+    job = subprocess.run(cli + ["start"] + TINY + ["--epochs", "1"], env=env, capture_output=True, text=True,
+                         timeout=120).stdout.strip()
+    r = subprocess.run(cli + ["wait", job, "--timeout", "180"], env=env, capture_output=True, text=True, timeout=200)
+    assert r.returncode == 0 and "done" in r.stdout
+    listed = json.loads(subprocess.run(cli + ["list", "--json"], env=env, capture_output=True, text=True,
+                                       timeout=120).stdout)
+    assert [j["id"] for j in listed] == [job] and listed[0]["state"] == "done"
+    status = json.loads(subprocess.run(cli + ["status", job, "--json"], env=env, capture_output=True, text=True,
+                                       timeout=120).stdout)
+    assert status["state"] == "done"
+    bad = subprocess.run(cli + ["start", "--beta", "-2"], env=env, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "--beta must be" in bad.stderr
+    assert subprocess.run(cli + ["delete", job], env=env, timeout=120).returncode == 0
+    assert not (runs / job).exists()
+
+
+def test_delete_is_refused_while_running(runs):
+    job = start_job(LONG)
+    with pytest.raises(VaeError, match="cancel it"):
+        delete_job(job)
+    cancel_job(job)
+    delete_job(job)
+    assert not (runs / job).exists()

@@ -1,0 +1,360 @@
+"""Background training jobs: one OS process per job, every bit of state on disk.
+
+    python -m vae_core.jobs start --dataset digits --epochs 2     # prints the job id
+    python -m vae_core.jobs list [--json]
+    python -m vae_core.jobs status ID [--json]
+    python -m vae_core.jobs cancel ID
+    python -m vae_core.jobs wait ID [--timeout S]                 # exit 0 when done
+    python -m vae_core.jobs delete ID
+  (all take --runs-dir; default $VAE_RUNS_DIR, else ./runs)
+
+A job is <runs>/<id>/, the run folder of `python -m vae_core.train` plus
+status.json (state, pid, device, times, progress, error) and log.txt. The job
+list is rebuilt from those folders, so a restarted app or manager sees the same
+jobs, and a job marked running whose process has vanished is reported failed
+with the tail of its log instead of staying "running" forever.
+
+Scheduling has no daemon: a job that ends starts the next queued one itself (so
+the queue drains with no page open), and every manager call (start, list,
+status, cancel, wait) also schedules, which covers a job killed with -9. At most
+one job per GPU and VAE_CPU_JOBS (default 1) CPU jobs run at once.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from vae_core import VaeError
+from vae_core.catalog import runs_dir as default_runs_dir
+from vae_core.checkpoint import atomic_write_json
+
+STATES = ("queued", "running", "done", "failed", "cancelled")
+FINAL = ("done", "failed", "cancelled")
+STATUS = "status.json"
+LOG = "log.txt"
+CANCEL_GRACE_S = 15.0      # SIGTERM first (the epoch in flight is dropped, the last one kept), then SIGKILL
+PROGRESS_EVERY_S = 1.0     # status.json is rewritten at most this often while training
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def cpu_job_limit() -> int:
+    try:
+        return max(1, int(os.environ.get("VAE_CPU_JOBS", "1")))
+    except ValueError:
+        return 1
+
+
+# ---------------------------------------------------------------- status files
+
+def job_folder(job_id: str, runs=None) -> Path:
+    if not job_id or "/" in job_id or job_id.startswith("."):
+        raise VaeError(f"{job_id!r} is not a job id.")
+    folder = default_runs_dir(runs) / job_id
+    if not (folder / STATUS).is_file():
+        raise VaeError(f"No job {job_id!r} in {default_runs_dir(runs)}.")
+    return folder
+
+
+def read_status(folder: Path) -> dict | None:
+    try:
+        status = json.loads((Path(folder) / STATUS).read_text())
+        return status if isinstance(status, dict) and status.get("state") in STATES else None
+    except (OSError, ValueError):
+        return None
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    """An exclusive flock on path (created if needed): one writer at a time."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def update_status(folder: Path, only_if_state: tuple | None = None, **changes) -> dict | None:
+    """Read-modify-write status.json atomically under the job's lock.
+
+    only_if_state: apply the change only while the job is in one of these states
+    (so a late progress write never turns a cancelled job back into a running one).
+    """
+    folder = Path(folder)
+    with _locked(folder / ".lock"):
+        status = read_status(folder) or {}
+        if only_if_state is not None and status.get("state") not in only_if_state:
+            return None
+        status.update(changes)
+        atomic_write_json(folder / STATUS, status)
+        return status
+
+
+def log_tail(folder: Path, lines: int = 12) -> str:
+    try:
+        text = (Path(folder) / LOG).read_text(errors="replace")
+    except OSError:
+        return ""
+    # tqdm redraws with carriage returns: keep the last state of each line
+    clean = [line.split("\r")[-1] for line in text.splitlines()]
+    clean = [line for line in clean if line.strip()]
+    return "\n".join(clean[-lines:])
+
+
+def _process_alive(pid: int | None, folder: Path) -> bool:
+    """Whether pid is still this job's runner (not gone, not a zombie, not a reused pid)."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    proc = Path(f"/proc/{pid}")
+    if proc.is_dir():
+        try:
+            if "State:\tZ" in (proc / "status").read_text():
+                return False
+            return str(folder.name) in (proc / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            return False
+    return True
+
+
+# ---------------------------------------------------------------- manager side
+
+def start_job(train_args: list[str], runs=None) -> str:
+    """Validate the training flags, create a queued job and schedule. Returns the job id.
+
+    Invalid flags raise VaeError before anything is written: no job folder is left.
+    """
+    from vae_core.device import resolve_device
+    from vae_core.train import config_from_args
+    if any(a == "--out" or a.startswith("--out=") for a in train_args):
+        raise VaeError("Do not pass --out to a job: its folder is <runs-dir>/<job id>.")
+    try:
+        cfg = config_from_args(list(train_args) + ["--out", "unused"])
+    except SystemExit as e:  # argparse refused a flag; it has printed why
+        raise VaeError(f"Unknown or malformed training flag in {' '.join(train_args)!r}.") from e
+    cfg.validate()
+    device = resolve_device(cfg.device).type
+    root = default_runs_dir(runs)
+    job_id = datetime.now().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+    folder = root / job_id
+    folder.mkdir(parents=True)
+    update_status(folder, id=job_id, state="queued", args=list(train_args) + ["--out", str(folder)],
+                  device=device, created=_now(), started=None, ended=None, pid=None,
+                  progress={"epoch": 0, "epochs": cfg.epochs, "step": 0, "steps": 0}, error=None)
+    schedule(root)
+    return job_id
+
+
+def refresh(runs=None) -> list[dict]:
+    """All jobs, oldest first; running jobs whose process is gone become failed (with the log tail)."""
+    root = default_runs_dir(runs)
+    jobs = []
+    if not root.is_dir():
+        return jobs
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        status = read_status(folder)
+        if status is None:
+            continue
+        if status["state"] == "running" and not _process_alive(status.get("pid"), folder):
+            tail = log_tail(folder)
+            status = update_status(folder, only_if_state=("running",), state="failed", ended=_now(),
+                                   error="The training process ended without reporting (killed, or the "
+                                         "machine restarted). Last lines of its log:\n" + tail) or read_status(folder)
+        status["folder"] = str(folder)
+        jobs.append(status)
+    return jobs
+
+
+def schedule(runs=None) -> None:
+    """Start queued jobs, oldest first, while their device has a free slot."""
+    root = default_runs_dir(runs)
+    with _locked(root / ".scheduler.lock"):
+        jobs = refresh(root)
+        running = [j for j in jobs if j["state"] == "running"]
+        for job in (j for j in jobs if j["state"] == "queued"):
+            busy = sum(1 for j in running if j.get("device") == job.get("device"))
+            if busy < _slots(job.get("device", "cpu")):
+                _launch(Path(job["folder"]))
+                running.append(job)
+
+
+def _slots(device: str) -> int:
+    if device == "cuda":
+        import torch
+        return max(1, torch.cuda.device_count())
+    return 1 if device == "mps" else cpu_job_limit()
+
+
+def _launch(folder: Path) -> None:
+    log = open(folder / LOG, "ab")
+    # A new session: the job is its own process group (cancel signals the whole group)
+    # and outlives the app or CLI that started it.
+    proc = subprocess.Popen([sys.executable, "-m", "vae_core.jobs", "_run", str(folder)], stdout=log,
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    log.close()
+    update_status(folder, only_if_state=("queued",), state="running", pid=proc.pid, started=_now())
+
+
+def cancel_job(job_id: str, runs=None, grace_s: float = CANCEL_GRACE_S) -> dict:
+    folder = job_folder(job_id, runs)
+    status = update_status(folder, only_if_state=("queued",), state="cancelled", ended=_now())
+    if status:
+        return status
+    status = read_status(folder)
+    if status["state"] != "running":
+        return status
+    pid = status.get("pid")
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and _process_alive(pid, folder):
+        time.sleep(0.1)
+    if _process_alive(pid, folder):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+    update_status(folder, only_if_state=("running",), state="cancelled", ended=_now())
+    schedule(runs)
+    return read_status(folder)
+
+
+def wait_job(job_id: str, runs=None, timeout: float | None = None) -> dict:
+    folder = job_folder(job_id, runs)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        schedule(runs)
+        status = read_status(folder)
+        if status["state"] in FINAL or (deadline is not None and time.monotonic() > deadline):
+            return status
+        time.sleep(0.2)
+
+
+def delete_job(job_id: str, runs=None) -> None:
+    folder = job_folder(job_id, runs)
+    if read_status(folder)["state"] == "running":
+        raise VaeError(f"Job {job_id} is running: cancel it before deleting it.")
+    shutil.rmtree(folder)
+
+
+# ---------------------------------------------------------------- the job process
+
+def _run(folder: Path) -> int:
+    """Body of the job process: train, record the outcome, cache latents, start the next job."""
+    from vae_core.train import Stop, config_from_args, train
+    folder = Path(folder)
+    status = update_status(folder, state="running", pid=os.getpid())
+    last_write = [0.0]
+    progress = dict(status["progress"])
+
+    def on_step(epoch, step, steps):
+        progress.update(epoch=epoch - 1 + step / steps, step=step, steps=steps)
+        if time.monotonic() - last_write[0] >= PROGRESS_EVERY_S or step == steps:
+            last_write[0] = time.monotonic()
+            update_status(folder, only_if_state=("running",), progress=dict(progress))
+
+    def on_term(signum, frame):
+        raise Stop()
+    signal.signal(signal.SIGTERM, on_term)
+    outcome = {"state": "done", "error": None}
+    try:
+        cfg = config_from_args(status["args"])
+        train(cfg, command="python -m vae_core.train " + " ".join(status["args"]), on_step=on_step)
+        update_status(folder, progress={**progress, "epoch": cfg.epochs})
+    except (Stop, KeyboardInterrupt):
+        outcome = {"state": "cancelled", "error": None}
+    except VaeError as e:
+        outcome = {"state": "failed", "error": str(e)}
+    except Exception as e:  # noqa: BLE001 - every failure must end in a final state
+        if type(e).__name__ == "OutOfMemoryError":
+            msg = "CUDA ran out of memory: try a smaller --batch-size (or a smaller model)."
+        else:
+            msg = f"Training crashed: {type(e).__name__}: {e}"
+        outcome = {"state": "failed", "error": msg}
+        print(msg, file=sys.stderr)
+    if outcome["state"] == "done":
+        try:  # the finished model shows up in the explorer with its scatter ready
+            from vae_core.checkpoint import load_checkpoint
+            from vae_core.latents import encode_dataset
+            encode_dataset(load_checkpoint(folder), "test", data_root=cfg.data_root)
+        except (VaeError, OSError) as e:
+            print(f"note: latent cache not built ({e})", file=sys.stderr)
+    update_status(folder, only_if_state=("running",), ended=_now(), **outcome)
+    schedule(folder.parent)
+    return 0 if outcome["state"] == "done" else 1
+
+
+# ---------------------------------------------------------------- CLI
+
+def _format(job: dict) -> str:
+    p = job.get("progress") or {}
+    done = f"{p.get('epoch', 0):.1f}/{p.get('epochs', '?')} epochs"
+    line = f"{job['id']}  {job['state']:<9}  {job.get('device', '?'):<4}  {done}"
+    return line + (f"\n    {job['error'].splitlines()[0]}" if job.get("error") else "")
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["_run"]:
+        return _run(Path(argv[1]))
+    p = argparse.ArgumentParser(prog="python -m vae_core.jobs", description="Background training jobs.")
+    p.add_argument("--runs-dir", default=None)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("start", help="start a job; the training flags of vae_core.train follow")
+    ls = sub.add_parser("list")
+    ls.add_argument("--json", action="store_true")
+    for name in ("status", "cancel", "wait", "delete"):
+        sp = sub.add_parser(name)
+        sp.add_argument("id")
+        if name == "status":
+            sp.add_argument("--json", action="store_true")
+        if name == "wait":
+            sp.add_argument("--timeout", type=float, default=None)
+    args, rest = p.parse_known_args(argv)
+    if rest and args.cmd != "start":
+        p.error(f"unrecognised arguments: {' '.join(rest)}")
+    try:
+        if args.cmd == "start":
+            print(start_job(rest, args.runs_dir))
+        elif args.cmd == "list":
+            schedule(args.runs_dir)
+            jobs = refresh(args.runs_dir)
+            print(json.dumps(jobs, indent=2) if args.json else "\n".join(_format(j) for j in jobs) or "no jobs")
+        elif args.cmd == "status":
+            schedule(args.runs_dir)
+            job = read_status(job_folder(args.id, args.runs_dir))
+            print(json.dumps(job, indent=2) if args.json else _format(job))
+        elif args.cmd == "cancel":
+            print(_format(cancel_job(args.id, args.runs_dir)))
+        elif args.cmd == "wait":
+            job = wait_job(args.id, args.runs_dir, args.timeout)
+            print(_format(job))
+            return 0 if job["state"] == "done" else 1
+        elif args.cmd == "delete":
+            delete_job(args.id, args.runs_dir)
+    except VaeError as e:
+        print(f"jobs: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
