@@ -50,9 +50,14 @@ def _run_through_app() -> None:
     st.stop()
 
 
-def current_checkpoint():
+def ensure_app() -> None:
+    """First line of every page: make sure this run came through app.py."""
     if "model_entry" not in st.session_state:
         _run_through_app()
+
+
+def current_checkpoint():
+    ensure_app()
     entry: ModelEntry = st.session_state["model_entry"]
     weights = entry.path / "model.safetensors"
     try:

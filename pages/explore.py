@@ -43,7 +43,8 @@ got = latents_or_build(ckpt, "test")
 scatter = None
 if got is not None:
     mu, labels = got
-    if train_cache_available(ckpt) and st.toggle("Include the training set (60k more points)", key="with_train"):
+    if train_cache_available(ckpt) and st.toggle("Include the training set", key="with_train",
+                                                     help="plots the training images' latents too (60,000 for MNIST)"):
         train_got = latents_or_build(ckpt, "train")
         if train_got is not None:
             mu, labels = np.concatenate([mu, train_got[0]]), np.concatenate([labels, train_got[1]])

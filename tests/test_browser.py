@@ -199,3 +199,35 @@ def test_the_first_request_after_a_start_can_open_a_subpage(browser):
         page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)  # the decoded grid
         assert_no_traceback(page)
         page.close()
+
+
+def test_train_a_tiny_job_from_the_page_and_open_it_in_explore(browser, tmp_path):
+    """Start the quick preset on the Train page, watch it finish, open the new model in Explore."""
+    env = {"VAE_RUNS_DIR": str(tmp_path / "runs"), "VAE_CACHE_DIR": str(tmp_path / "cache")}
+    with app_server(env) as url:
+        page = browser.new_page(viewport={"width": 1400, "height": 1200})
+        page.goto(f"{url}/train")
+        wait_for_app(page)
+        preset = page.get_by_role("combobox", name="Preset")
+        preset.wait_for(timeout=30_000)
+        preset.click()
+        page.get_by_role("option", name="Quick test (digits, 1 minute)").click()
+        wait_for_app(page)
+        page.get_by_role("button", name="Start job").click()
+        page.get_by_text("started.").first.wait_for(timeout=30_000)
+        # the job board refreshes itself every 2 s: wait for the progress bar to say done
+        page.get_by_text("· done ·").first.wait_for(timeout=180_000)
+        page.get_by_role("button", name="Open in Explore").wait_for(timeout=30_000)
+        page.screenshot(path=str(ARTIFACTS / "train-done.png"), full_page=True)
+        assert_no_traceback(page)
+        page.get_by_role("button", name="Open in Explore").click()
+        page.get_by_role("heading", name="Explore", exact=True).wait_for(timeout=60_000)
+        wait_for_app(page)
+        picker = page.locator("[data-testid='stSidebar']").get_by_role("combobox", name="Model")
+        picker.wait_for(timeout=30_000)
+        assert picker.input_value().startswith("runs/") and "digits" in picker.input_value()
+        decoded_image(page).wait_for(timeout=30_000)
+        page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)  # its latents were cached by the job
+        page.screenshot(path=str(ARTIFACTS / "train-explore.png"), full_page=True)
+        assert_no_traceback(page)
+        page.close()

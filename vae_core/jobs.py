@@ -137,6 +137,71 @@ def _process_alive(pid: int | None, folder: Path) -> bool:
     return True
 
 
+# ---------------------------------------------------------------- what the Train page shows
+
+# The reference recipes; a preset fills the form, every field stays editable.
+PRESETS = {
+    "MNIST z=2 recipe": dict(dataset="mnist", model="conv-vae", latent_dim=2, beta=0.1, beta_schedule="linear",
+                             warmup_epochs=2.0, free_bits=0.0, extra_decoder_layer=True, batchnorm=False,
+                             epochs=20, batch_size=128, lr=2e-3, lr_schedule="cosine"),
+    "β-VAE β=4": dict(dataset="mnist", model="conv-vae", latent_dim=10, beta=4.0, beta_schedule="linear",
+                      warmup_epochs=2.0, free_bits=0.0, extra_decoder_layer=True, batchnorm=False,
+                      epochs=20, batch_size=128, lr=1e-3, lr_schedule="cosine"),
+    "AE baseline": dict(dataset="mnist", model="conv-ae", latent_dim=2, beta=0.0, beta_schedule="constant",
+                        warmup_epochs=0.0, free_bits=0.0, extra_decoder_layer=True, batchnorm=False,
+                        epochs=20, batch_size=128, lr=2e-3, lr_schedule="cosine"),
+    "Quick test (digits, 1 minute)": dict(dataset="digits", model="conv-vae", latent_dim=2, beta=0.5,
+                                          beta_schedule="constant", warmup_epochs=0.0, free_bits=0.0,
+                                          extra_decoder_layer=False, batchnorm=False, epochs=3, batch_size=64,
+                                          lr=2e-3, lr_schedule="constant"),
+}
+
+
+def settings_to_flags(settings: dict) -> list[str]:
+    """Form values -> vae_core.train flags (booleans become bare switches)."""
+    flags = []
+    for name, value in settings.items():
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            flags += [flag] if value else []
+        elif value is not None:
+            flags += [flag, str(value)]
+    return flags
+
+
+def read_metrics(folder) -> list[dict]:
+    """metrics.jsonl as a list (a line being written is skipped)."""
+    out = []
+    try:
+        lines = (Path(folder) / "metrics.jsonl").read_text().splitlines()
+    except OSError:
+        return out
+    for line in lines:
+        with contextlib.suppress(ValueError):
+            out.append(json.loads(line))
+    return out
+
+
+def eta_seconds(status: dict) -> float | None:
+    """Remaining time of a running job, from its elapsed time and its fractional epoch."""
+    p = status.get("progress") or {}
+    if status.get("state") != "running" or not status.get("started") or not p.get("epoch"):
+        return None
+    elapsed = (datetime.now(timezone.utc) - datetime.fromisoformat(status["started"])).total_seconds()
+    return max(0.0, elapsed * (p["epochs"] - p["epoch"]) / p["epoch"])
+
+
+def latest_grids(folder) -> dict:
+    """The newest reconstruction and prior-sample grid PNGs of a run: {"recon": path, "prior": path}."""
+    grids = Path(folder) / "grids"
+    out = {}
+    for kind in ("recon", "prior"):
+        files = sorted(grids.glob(f"{kind}_e*.png")) if grids.is_dir() else []
+        if files:
+            out[kind] = files[-1]
+    return out
+
+
 # ---------------------------------------------------------------- manager side
 
 def start_job(train_args: list[str], runs=None) -> str:

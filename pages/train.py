@@ -1,0 +1,132 @@
+"""Train: start, watch and cancel background training jobs (vae_core.jobs)."""
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+
+from ui_common import ensure_app, show_error
+from vae_core import VaeError
+from vae_core.data import BINARIZE_CHOICES
+from vae_core.device import DEVICE_CHOICES
+from vae_core.jobs import (PRESETS, cancel_job, delete_job, eta_seconds, latest_grids, log_tail, read_metrics,
+                           refresh, schedule, settings_to_flags, start_job)
+from vae_core.losses import BETA_SCHEDULES
+from vae_core.models import MODEL_KINDS
+
+ensure_app()
+st.title("Train")
+STATE_ICON = {"queued": ":material/schedule:", "running": ":material/play_circle:", "done": ":material/check_circle:",
+              "failed": ":material/error:", "cancelled": ":material/cancel:"}
+
+with st.expander("New training job", expanded=not refresh()):
+    preset = st.selectbox("Preset", list(PRESETS), key="train_preset",
+                          help="Reference recipes; every field below stays editable.")
+    p = PRESETS[preset]
+    with st.form("train_form"):
+        c1, c2, c3 = st.columns(3)
+        dataset = c1.selectbox("Dataset", ["mnist", "fashion-mnist", "digits"],
+                               index=["mnist", "fashion-mnist", "digits"].index(p["dataset"]),
+                               help="digits is scikit-learn's bundled set: always there, trains in seconds")
+        model = c2.selectbox("Model", MODEL_KINDS, index=MODEL_KINDS.index(p["model"]),
+                             help="conv/linear × VAE/AE: the AE-vs-VAE comparison")
+        latent_dim = c3.number_input("Latent dim", 1, 512, p["latent_dim"])
+        beta = c1.number_input("β (KL weight)", 0.0, 100.0, float(p["beta"]), step=0.05,
+                               help="loss = BCE + β·KL per image; small β → sharper, less regular latents")
+        schedule_name = c2.selectbox("β schedule", BETA_SCHEDULES, index=BETA_SCHEDULES.index(p["beta_schedule"]),
+                                     help="linear: warm up from 0 against posterior collapse; cyclical: Fu et al. 2019")
+        warmup = c3.number_input("Warm-up epochs", 0.0, 100.0, float(p["warmup_epochs"]), step=1.0)
+        free_bits = c1.number_input("Free bits ε (nats per dim)", 0.0, 10.0, float(p["free_bits"]), step=0.05,
+                                    help="KL floor per dimension: keeps dimensions from collapsing")
+        epochs = c2.number_input("Epochs", 1, 500, p["epochs"])
+        batch = c3.number_input("Batch size", 1, 8192, p["batch_size"])
+        lr = c1.number_input("Learning rate", 1e-6, 1.0, float(p["lr"]), format="%.4g")
+        seed = c2.number_input("Seed", 0, 2**31 - 1, 0)
+        device = c3.selectbox("Device", DEVICE_CHOICES, help="auto: CUDA, then Apple MPS, then the CPU")
+        dec1 = c1.checkbox("Extra decoder layer (dec+1)", p["extra_decoder_layer"],
+                           help="one more ConvTranspose k3 s1 at the decoder head: sharper strokes")
+        bn = c2.checkbox("BatchNorm in the encoder", p["batchnorm"])
+        binarize = c3.selectbox("Binarize", BINARIZE_CHOICES, help="dynamic: Bernoulli resample per batch")
+        submitted = st.form_submit_button("Start job", type="primary")
+    if submitted:
+        settings = dict(dataset=dataset, model=model, latent_dim=int(latent_dim), beta=beta,
+                        beta_schedule=schedule_name, warmup_epochs=warmup, free_bits=free_bits,
+                        extra_decoder_layer=dec1, batchnorm=bn, epochs=int(epochs), batch_size=int(batch), lr=lr,
+                        lr_schedule=p["lr_schedule"], seed=int(seed), device=device, binarize=binarize)
+        try:
+            job = start_job(settings_to_flags(settings))
+            st.session_state["train_selected"] = job
+            st.success(f"Job {job} started.")
+        except VaeError as e:
+            show_error(e)
+
+
+def _open_in_explore(job_id: str):
+    st.session_state["model_picker"] = f"runs/{job_id}"  # a callback may set the picker's value
+    st.session_state["goto_explore"] = True
+
+
+@st.fragment(run_every=2.0)
+def job_board():
+    if st.session_state.pop("goto_explore", False):
+        st.switch_page("pages/explore.py")
+    schedule()
+    jobs = refresh()[::-1]  # newest first
+    if not jobs:
+        st.info("No jobs yet: start one above. Jobs run in their own processes and survive reloads.")
+        return
+    for job in jobs:
+        pr = job.get("progress") or {}
+        eta = eta_seconds(job)
+        c1, c2 = st.columns([3, 2])
+        c1.progress(min(1.0, (pr.get("epoch") or 0) / max(pr.get("epochs") or 1, 1)),
+                    text=f"{STATE_ICON[job['state']]} {job['id']} · {job['state']} · {job.get('device', '?')} · "
+                         f"epoch {pr.get('epoch', 0):.1f}/{pr.get('epochs', '?')}"
+                         + (f" · step {pr['step']}/{pr['steps']}" if job["state"] == "running" and pr.get("steps")
+                            else "")
+                         + (f" · ETA {eta:.0f} s" if eta is not None else ""))
+        if c2.button("Details", key=f"sel_{job['id']}"):
+            st.session_state["train_selected"] = job["id"]
+    selected = next((j for j in jobs if j["id"] == st.session_state.get("train_selected")), jobs[0])
+    st.subheader(f"Job {selected['id']} — {selected['state']}")
+    if selected.get("error"):
+        st.error(selected["error"].splitlines()[0])
+    b1, b2, b3 = st.columns(3)
+    if selected["state"] in ("queued", "running") and b1.button("Cancel", key="cancel_job"):
+        cancel_job(selected["id"])
+        st.rerun(scope="fragment")
+    if selected["state"] == "done":
+        b1.button("Open in Explore", key="open_job", type="primary", on_click=_open_in_explore,
+                  args=(selected["id"],))
+    with b2.popover("Delete", disabled=selected["state"] == "running"):
+        st.write("Delete this job's folder and checkpoint?")
+        if st.button("Yes, delete", key="delete_job"):
+            try:
+                delete_job(selected["id"])
+                st.session_state.pop("train_selected", None)
+                st.rerun(scope="fragment")
+            except VaeError as e:
+                show_error(e)
+    metrics = read_metrics(selected["folder"])
+    if metrics:
+        ep = [m["epoch"] for m in metrics]
+        curves = go.Figure([go.Scatter(x=ep, y=[m[k] for m in metrics], name=k, mode="lines+markers")
+                            for k in ("loss", "recon", "kl", "test_loss")])
+        curves.update_layout(height=300, margin=dict(l=40, r=10, t=10, b=40), xaxis_title="epoch",
+                             yaxis_title="nats per image", legend=dict(orientation="h"))
+        c1, c2 = st.columns(2)
+        c1.plotly_chart(curves, key="job_curves")
+        kl = np.asarray(metrics[-1]["test_kl_per_dim"])
+        bars = go.Figure(go.Bar(x=[f"z[{i}]" for i in range(len(kl))], y=kl))
+        bars.update_layout(height=300, margin=dict(l=40, r=10, t=30, b=40), yaxis_title="KL (nats)",
+                           title=f"KL per dimension · active units {metrics[-1]['active_units']}/{len(kl)}")
+        c2.plotly_chart(bars, key="job_kl")
+    grids = latest_grids(selected["folder"])
+    if grids:
+        c1, c2 = st.columns([2, 1])
+        if "recon" in grids:
+            c1.image(str(grids["recon"]), caption="test images (top) and their reconstructions", width="stretch")
+        if "prior" in grids:
+            c2.image(str(grids["prior"]), caption="samples from the prior")
+    st.code(log_tail(selected["folder"], 15) or "(no output yet)", language=None)
+
+
+job_board()
