@@ -110,8 +110,8 @@ def job_board():
         ep = [m["epoch"] for m in metrics]
         curves = go.Figure([go.Scatter(x=ep, y=[m[k] for m in metrics], name=k, mode="lines+markers")
                             for k in ("loss", "recon", "kl", "test_loss")])
-        curves.update_layout(height=300, margin=dict(l=40, r=10, t=10, b=40), xaxis_title="epoch",
-                             yaxis_title="nats per image", legend=dict(orientation="h"))
+        curves.update_layout(height=300, margin=dict(l=40, r=10, t=30, b=40), xaxis_title="epoch",
+                             yaxis_title="nats per image", legend=dict(orientation="h", y=1.02, yanchor="bottom"))
         c1, c2 = st.columns(2)
         c1.plotly_chart(curves, key="job_curves")
         kl = np.asarray(metrics[-1]["test_kl_per_dim"])

@@ -259,8 +259,8 @@ def schedule(runs=None) -> None:
         for job in (j for j in jobs if j["state"] == "queued"):
             busy = sum(1 for j in running if j.get("device") == job.get("device"))
             if busy < _slots(job.get("device", "cpu")):
-                _launch(Path(job["folder"]))
-                running.append(job)
+                _launch(Path(job["folder"]), running)
+                running.append(read_status(Path(job["folder"])))
 
 
 def _slots(device: str) -> int:
@@ -270,14 +270,22 @@ def _slots(device: str) -> int:
     return 1 if device == "mps" else cpu_job_limit()
 
 
-def _launch(folder: Path) -> None:
+def _launch(folder: Path, running: list[dict]) -> None:
+    status = read_status(folder)
+    env = dict(os.environ)
+    gpu = None
+    if status.get("device") == "cuda":
+        # one job per GPU: give the job a GPU no running job holds, and only that one
+        taken = {j.get("gpu") for j in running if j.get("device") == "cuda"}
+        gpu = next(i for i in range(_slots("cuda")) if i not in taken)
+        env["CUDA_VISIBLE_DEVICES"] = str(gpu)
     log = open(folder / LOG, "ab")
     # A new session: the job is its own process group (cancel signals the whole group)
     # and outlives the app or CLI that started it.
     proc = subprocess.Popen([sys.executable, "-m", "vae_core.jobs", "_run", str(folder)], stdout=log,
-                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, env=env)
     log.close()
-    update_status(folder, only_if_state=("queued",), state="running", pid=proc.pid, started=_now())
+    update_status(folder, only_if_state=("queued",), state="running", pid=proc.pid, started=_now(), gpu=gpu)
 
 
 def cancel_job(job_id: str, runs=None, grace_s: float = CANCEL_GRACE_S) -> dict:
