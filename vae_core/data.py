@@ -63,7 +63,12 @@ class ImageSet:
 
     def floats(self, device: torch.device | str = "cpu") -> torch.Tensor:
         """All images as float (N,1,28,28) in [0,1] on `device`."""
-        return self.images.to(device).unsqueeze(1).float().div_(255)
+        return to_float(self.images, device)
+
+
+def to_float(images_u8, device: torch.device | str = "cpu") -> torch.Tensor:
+    """uint8 images (N,28,28) -> float (N,1,28,28) in [0,1] on `device` (converted there)."""
+    return torch.as_tensor(images_u8).to(device).unsqueeze(1).float().div_(255)
 
 
 def resolve_data_root(data_root: str | os.PathLike | None = None) -> Path:
@@ -268,3 +273,8 @@ def binarize_static(images_u8: torch.Tensor, seed: int = STATIC_BINARIZE_SEED) -
     g = torch.Generator().manual_seed(seed)
     p = images_u8.float().div(255)
     return (torch.bernoulli(p, generator=g) * 255).to(torch.uint8)
+
+
+def binarize_split(images_u8: torch.Tensor, split: str) -> torch.Tensor:
+    """The fixed binarization of a split: training and the latent cache must draw the same pixels."""
+    return binarize_static(images_u8, STATIC_BINARIZE_SEED + (1 if split == "test" else 0))

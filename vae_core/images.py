@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 from vae_core import VaeError
+from vae_core.data import to_float
 
 
 @torch.no_grad()
@@ -33,9 +34,7 @@ def decode(model, z) -> np.ndarray:
 @torch.no_grad()
 def reconstruct(model, images_u8: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Encode uint8 images (N,28,28) to their means and decode them: (mu, recon uint8)."""
-    x = torch.as_tensor(images_u8).float().div(255).unsqueeze(1)
-    device = next(model.parameters()).device
-    mu, _ = model.encode(x.to(device))
+    mu, _ = model.encode(to_float(images_u8, next(model.parameters()).device))
     mu = mu.float().cpu().numpy()
     return mu, decode(model, mu)
 

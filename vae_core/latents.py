@@ -24,7 +24,7 @@ import torch
 
 from vae_core import VaeError
 from vae_core.checkpoint import Checkpoint, atomic_write_bytes, atomic_write_json
-from vae_core.data import STATIC_BINARIZE_SEED, binarize_static, load_dataset
+from vae_core.data import binarize_split, load_dataset, to_float
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ARRAYS = ("mu", "logvar", "labels")
@@ -112,7 +112,7 @@ def encode_images(model, images_u8: torch.Tensor, batch_size: int = 1000, progre
     mus, logvars = [], []
     n = images_u8.shape[0]
     for i in range(0, n, batch_size):
-        x = images_u8[i:i + batch_size].to(device).unsqueeze(1).float().div_(255)
+        x = to_float(images_u8[i:i + batch_size], device)
         mu, logvar = model.encode(x)
         mus.append(mu.float().cpu())
         if logvar is not None:
@@ -137,7 +137,7 @@ def encode_dataset(ckpt: Checkpoint, split: str = "test", data_root=None, cache_
     images = data.images
     if ckpt.config.get("dataset", {}).get("binarize", "none") != "none":
         # models trained on binarized data see the fixed-seed binarized split, as in training
-        images = binarize_static(images, STATIC_BINARIZE_SEED + (1 if split == "test" else 0))
+        images = binarize_split(images, split)
     mu, logvar = encode_images(ckpt.model, images, progress=progress)
     latents = Latents(mu, logvar, data.labels.numpy(), split, ckpt.dataset)
     try:

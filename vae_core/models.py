@@ -193,6 +193,3 @@ class LinearAE(AutoEncoder):
 def build_model(cfg: ModelConfig) -> AutoEncoder:
     return AutoEncoder(cfg)
 
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())

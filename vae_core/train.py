@@ -36,7 +36,7 @@ import torch
 
 from vae_core import VaeError
 from vae_core.checkpoint import atomic_write_bytes, atomic_write_json, save_checkpoint
-from vae_core.data import BINARIZE_CHOICES, STATIC_BINARIZE_SEED, binarize_static, load_dataset, validate_name
+from vae_core.data import BINARIZE_CHOICES, binarize_split, load_dataset, to_float, validate_name
 from vae_core.device import DEVICE_CHOICES, describe_device, resolve_device
 from vae_core.losses import BETA_SCHEDULES, active_units, beta_at, capacity_at, check_finite, vae_loss
 from vae_core.models import MODEL_KINDS, AutoEncoder, ModelConfig, build_model
@@ -154,7 +154,7 @@ def evaluate_loss(model: AutoEncoder, images_u8: torch.Tensor, batch_size: int =
     mus = []
     n = images_u8.shape[0]
     for i in range(0, n, batch_size):
-        x = images_u8[i:i + batch_size].to(device).unsqueeze(1).float().div_(255)
+        x = to_float(images_u8[i:i + batch_size], device)
         mu, logvar = model.encode(x)
         if logvar is None:
             z = mu
@@ -192,7 +192,7 @@ def save_grid_png(path: Path, images: torch.Tensor, nrow: int) -> None:
 def write_grids(model: AutoEncoder, out: Path, epoch: int, test_u8: torch.Tensor, device) -> None:
     was_training = model.training
     model.eval()
-    x = test_u8[:16].to(device).unsqueeze(1).float().div(255)
+    x = to_float(test_u8[:16], device)
     mu, _ = model.encode(x)
     recon = torch.sigmoid(model.decode(mu).float())
     save_grid_png(out / "grids" / f"recon_e{epoch:03d}.png", torch.cat([x, recon]), nrow=16)
@@ -229,9 +229,9 @@ def train(cfg: TrainConfig, command: str | None = None, progress: bool = True,
     test_u8 = test_set.images[:cfg.test_limit] if cfg.test_limit else test_set.images
     if cfg.binarize != "none":
         # the test set is binarized once with a fixed seed (Burda et al. 2015)
-        test_u8 = binarize_static(test_u8, STATIC_BINARIZE_SEED + 1)
+        test_u8 = binarize_split(test_u8, "test")
     if cfg.binarize == "static":
-        train_u8 = binarize_static(train_u8, STATIC_BINARIZE_SEED)
+        train_u8 = binarize_split(train_u8, "train")
     train_u8 = train_u8.to(device)  # resident on the device; batches are slices
     test_u8 = test_u8.to(device)
     n = train_u8.shape[0]
@@ -269,7 +269,7 @@ def train(cfg: TrainConfig, command: str | None = None, progress: bool = True,
         bar = _progress_bar(steps_per_epoch, f"epoch {epoch}/{cfg.epochs}", progress)
         for step in range(steps_per_epoch):
             idx = perm[step * cfg.batch_size:(step + 1) * cfg.batch_size]
-            x = train_u8[idx].unsqueeze(1).float().div_(255)
+            x = to_float(train_u8[idx], device)
             target = batch_targets(x, cfg.binarize)
             t = epoch - 1 + step / steps_per_epoch  # fractional epoch for the schedules
             beta = beta_at(cfg.beta_schedule, cfg.beta, t, cfg.warmup_epochs, cfg.epochs, cfg.cycles)
