@@ -215,7 +215,7 @@ def show_image(img: np.ndarray, px: int, caption: str | None = None, where=st) -
     where.image(png_bytes(img, scale=scale), width=img.shape[1] * scale, caption=caption, output_format="PNG")
 
 
-def show_pixels(img: np.ndarray, px: int, caption: str, where=st) -> None:
+def show_pixels(img: np.ndarray, px: int, caption: str, where=st, attrs: dict | None = None) -> None:
     """Show a small uint8 image inline at px wide with crisp pixels: the hot path.
 
     The 28x28 PNG (under 1 kB) travels inside the page update as a data URI and the
@@ -226,11 +226,53 @@ def show_pixels(img: np.ndarray, px: int, caption: str, where=st) -> None:
     import base64
     data = base64.b64encode(png_bytes(img)).decode()
     h = round(px * img.shape[0] / img.shape[1])
-    where.markdown(f'<figure style="margin:0"><img alt="{caption}" src="data:image/png;base64,{data}" '
+    extra = "".join(f' {k}="{v}"' for k, v in (attrs or {}).items())
+    where.markdown(f'<figure style="margin:0"><img alt="{caption}"{extra} src="data:image/png;base64,{data}" '
                    f'style="width:{px}px;height:{h}px;max-width:100%;object-fit:fill;image-rendering:pixelated;display:block;'
                    f'border-radius:4px"/>'
                    f'<figcaption style="text-align:center;font-size:0.875rem;opacity:0.6">{caption}</figcaption>'
                    f'</figure>', unsafe_allow_html=True)
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _decoder_layers(ckpt_hash: str, _model):
+    from vae_core.webdecoder import decoder_layers
+    try:
+        return decoder_layers(_model)
+    except VaeError:
+        return None  # a decoder the browser cannot run: the server-only path
+
+
+_CLIENT_DECODER = None
+
+
+def browser_decodes(ckpt) -> bool:
+    """Whether the browser decodes this model's slider steps itself (ui/client_decoder.js).
+
+    VAE_BROWSER_DECODE=0 turns it off: every step then waits for the server (the
+    baseline of benchmarks/ui_latency.py).
+    """
+    import os
+    return os.environ.get("VAE_BROWSER_DECODE", "1") != "0" and _decoder_layers(ckpt.hash, ckpt.model) is not None
+
+
+def send_decoder_to_browser(ckpt) -> None:
+    """Mount the invisible component that hands the decoder's weights to the browser.
+
+    Called last on a full rerun (the image goes first; the ~4 MB of weights after
+    it). The browser keeps the weights per model hash, so fragment reruns never
+    carry them.
+    """
+    global _CLIENT_DECODER
+    if not browser_decodes(ckpt):
+        return
+    if _CLIENT_DECODER is None:
+        from pathlib import Path
+        js = (Path(__file__).parent / "ui" / "client_decoder.js").read_text()
+        _CLIENT_DECODER = st.components.v2.component("vae_client_decoder", js=js, isolate_styles=False)
+    with st.sidebar:  # invisible (height 0); at the sidebar's end it shifts nothing
+        _CLIENT_DECODER(key="client_decoder", data={"model": ckpt.hash, "layers": _decoder_layers(ckpt.hash, ckpt.model)},
+                        height=0)
 
 
 def show_error(e: Exception) -> None:

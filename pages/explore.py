@@ -11,8 +11,8 @@ the browser a redraw even when nothing changed).
 import numpy as np
 import streamlit as st
 
-from ui_common import (DISPLAY, Z_RANGE, current_checkpoint, get_test_images, get_z, latents_or_build,
-                       session_scatter, set_z, show_error, show_image, show_pixels, sync_sliders,
+from ui_common import (DISPLAY, Z_RANGE, browser_decodes, current_checkpoint, get_test_images, get_z, latents_or_build,
+                       send_decoder_to_browser, session_scatter, set_z, show_error, show_image, show_pixels, sync_sliders,
                        train_cache_available)
 from vae_core import VaeError
 from vae_core.favourites import export_favourites, import_favourites
@@ -81,7 +81,9 @@ def image_view(marker_slot):
     sync_sliders(slider_dims)
     z = get_z()
     img = decode(model, z)
-    show_pixels(img, DISPLAY, caption="decode(z)")
+    show_pixels(img, DISPLAY, caption="decode(z)",
+                attrs={"data-model": ckpt.hash, "data-z": ",".join(f"{v:.3f}" for v in st.session_state["z"])}
+                if decode_in_browser else None)
     for i in slider_dims:
         st.slider(f"z[{i}]", -Z_RANGE, Z_RANGE, step=0.05, key=f"z_slider_{i}", on_change=_slider_moved)
     c1, c2 = st.columns([1, 2])
@@ -103,6 +105,9 @@ def image_view(marker_slot):
 st.markdown(f"<style>.st-key-marker_overlay {{margin-top: calc(-{DISPLAY}px - 1rem); z-index: 5;}}"
             f" .st-key-marker_overlay, .st-key-marker_overlay * {{pointer-events: none !important;}}</style>",
             unsafe_allow_html=True)
+# The browser decodes slider steps itself (ui/client_decoder.js) and the fragment's
+# image, which follows, confirms it: a step costs no round trip before it shows.
+decode_in_browser = browser_decodes(ckpt)
 left, right = st.columns([1, 1], gap="large")
 marker_slot = None
 with left:
@@ -186,3 +191,5 @@ with tab_fav:
             st.success(f"Imported favourites from {imp.name}.")
         except VaeError as e:
             show_error(e)
+
+send_decoder_to_browser(ckpt)  # last: the weights travel after everything a person sees

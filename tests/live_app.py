@@ -82,3 +82,14 @@ def wait_for_app(page, timeout_ms: int = 60_000) -> None:
         "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
         " && document.querySelectorAll('[data-testid=\"stMainBlockContainer\"] *').length > 20",
         timeout=timeout_ms)
+
+
+def wait_for_url(page, fragment: str, timeout_s: float = 30.0) -> None:
+    """Poll from Python until the page's query string holds `fragment` (a page-side
+    wait_for_function on location.search failed here at random; this does not)."""
+    import time
+    deadline = time.time() + timeout_s
+    while fragment not in page.evaluate("() => location.search"):
+        if time.time() > deadline:
+            raise AssertionError(f"{fragment!r} never reached the URL: {page.evaluate('() => location.search')}")
+        page.wait_for_timeout(50)

@@ -85,6 +85,22 @@ def test_moving_a_slider_changes_the_decoded_image_and_the_url():
         assert overlay["layout"][dim] == scatter["layout"][dim]
 
 
+def test_the_decoded_image_carries_its_z_and_the_decoder_goes_to_the_browser(monkeypatch):
+    """The browser decodes slider steps from the weights the page mounts; the server's image says which z it shows."""
+    at = app()
+    at.slider(key="z_slider_0").set_value(1.5).run()
+    html = [m.value for m in at.markdown if 'alt="decode(z)"' in m.value][0]
+    ck = load_checkpoint(REPO / "checkpoints" / "mnist-z2")
+    assert f'data-model="{ck.hash}"' in html and 'data-z="1.500,0.000"' in html
+    comps = at.get("bidi_component")
+    assert len(comps) == 1 and ck.hash in comps[0].proto.json
+    monkeypatch.setenv("VAE_BROWSER_DECODE", "0")  # the server-only path
+    at = app()
+    no_errors(at)
+    assert not at.get("bidi_component")
+    assert "data-z" not in [m.value for m in at.markdown if 'alt="decode(z)"' in m.value][0]
+
+
 def test_buttons_reset_and_sample():
     at = app()
     at.slider(key="z_slider_1").set_value(-1.5).run()

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from tests.conftest import IN_CI, REPO
-from tests.live_app import CHROMIUM, app_server, decoded_image, launch_chromium, wait_for_app
+from tests.live_app import CHROMIUM, app_server, decoded_image, launch_chromium, wait_for_app, wait_for_url
 
 pytestmark = pytest.mark.browser
 ARTIFACTS = REPO / "test-artifacts"
@@ -90,9 +90,57 @@ def test_explore_slider_changes_the_image(server, page):
         src = img.get_attribute("src")
     assert src != before
     # every press counted (0.05 each), on the slider, in the URL and so in the decoded z
-    page.wait_for_function("() => location.search.includes('z=0.250')", timeout=30_000)
+    wait_for_url(page, "z=0.250")
     assert page.locator("[data-testid='stSliderThumbValue']").first.inner_text() == "0.25"
     page.screenshot(path=str(ARTIFACTS / "explore-after.png"), full_page=True)
+    assert_no_traceback(page)
+
+
+def shown_pixels(page) -> np.ndarray:
+    """The 28x28 pixels the decoded <img> holds now (a PNG data URI, from the browser or the server)."""
+    import base64
+    src = decoded_image(page).get_attribute("src")
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))).convert("L")).astype(int)
+
+
+def test_the_browser_decoder_matches_pytorch(server, page):
+    """ui/client_decoder.js against PyTorch on the same weights: every pixel within one grey level."""
+    from vae_core.checkpoint import load_checkpoint
+    from vae_core.images import decode
+    page.goto(f"{server}/")
+    wait_for_app(page)
+    decoded_image(page).wait_for(timeout=30_000)
+    page.wait_for_function("() => window.__vaeDecoders && Object.keys(window.__vaeDecoders).length > 0", timeout=30_000)
+    ck = load_checkpoint(REPO / "checkpoints" / "mnist-z2")
+    assert page.evaluate("() => Object.keys(window.__vaeDecoders)") == [ck.hash]
+    rng = np.random.default_rng(0)
+    zs = [[0.0, 0.0], [3.9, -3.9], *rng.uniform(-4, 4, (6, 2)).tolist()]
+    for z in zs:
+        js = np.array(page.evaluate("([h, z]) => Array.from(window.__vaeDecodePixels(h, z).px)", [ck.hash, z]))
+        torch_px = decode(ck.model, z).astype(int).ravel()
+        assert np.abs(js - torch_px).max() <= 1, z
+        assert (js == torch_px).mean() > 0.99, z
+
+
+def test_fast_presses_end_on_the_image_of_the_last_z(server, page):
+    """Eight presses without waiting: the browser draws each step, the server's replies
+    arrive late; the picture left on screen is decode(z) of the last step, not a stale one."""
+    from vae_core.checkpoint import load_checkpoint
+    from vae_core.images import decode
+    page.goto(f"{server}/?model=mnist-z2&z=-1.000,0.500")
+    wait_for_app(page)
+    decoded_image(page).wait_for(timeout=30_000)
+    page.wait_for_function("() => window.__vaeDecoders && Object.keys(window.__vaeDecoders).length > 0", timeout=30_000)
+    slider = page.get_by_role("slider", name="z[0]")
+    slider.focus()
+    for _ in range(8):
+        page.keyboard.press("ArrowRight")
+    wait_for_url(page, "z=-0.600")
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=30_000)
+    page.wait_for_timeout(500)
+    ck = load_checkpoint(REPO / "checkpoints" / "mnist-z2")
+    assert np.abs(shown_pixels(page) - decode(ck.model, [-0.6, 0.5]).astype(int)).max() <= 1
+    assert decoded_image(page).get_attribute("data-z") == "-0.600,0.500"  # the server caught up too
     assert_no_traceback(page)
 
 

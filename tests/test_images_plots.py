@@ -129,3 +129,34 @@ def test_catalog_lists_shipped_models_first_and_finished_runs(tmp_path, monkeypa
     assert keys[0] == DEFAULT_MODEL and "runs/myrun" in keys and "runs/unfinished" not in keys
     entry = find_model("runs/myrun")
     assert entry.latent_dim == 3 and entry.dataset == "digits" and "123.4" in entry.label
+
+
+# --- the decoder as data for the browser (vae_core.webdecoder) ---
+
+@pytest.mark.parametrize("kind", ["conv-vae", "conv-ae", "linear-vae"])
+@pytest.mark.parametrize("dec_plus_one", [False, True])
+def test_decoder_layers_reproduce_the_pytorch_decoder(kind, dec_plus_one):
+    import torch
+    from vae_core.models import AutoEncoder, ModelConfig
+    from vae_core.webdecoder import decoder_layers, run_layers
+    torch.manual_seed(0)
+    model = AutoEncoder(ModelConfig(kind=kind, latent_dim=3, extra_decoder_layer=dec_plus_one)).eval()
+    layers = decoder_layers(model)
+    assert {"linear", "lrelu", "reshape"} <= {L["op"] for L in layers}
+    for z in np.random.default_rng(1).normal(size=(4, 3)) * 2:
+        with torch.no_grad():
+            ref = model.decode(torch.tensor(z, dtype=torch.float32)[None])[0].numpy()
+        out = run_layers(layers, z)
+        assert out.shape == ref.shape == (1, 28, 28)
+        assert np.abs(out - ref).max() < 1e-4
+
+
+def test_decoder_layers_refuse_what_the_browser_cannot_run():
+    import torch.nn as nn
+    from vae_core import VaeError
+    from vae_core.models import AutoEncoder, ModelConfig
+    from vae_core.webdecoder import decoder_layers
+    model = AutoEncoder(ModelConfig(latent_dim=2))
+    model.decoder.deconv.append(nn.BatchNorm2d(1))
+    with pytest.raises(VaeError, match="BatchNorm2d"):
+        decoder_layers(model)

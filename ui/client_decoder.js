@@ -1,0 +1,135 @@
+// Decode z in the browser while the Explore sliders move: the image changes on the key
+// press, not after a server round trip. vae_core/webdecoder.py flattens the decoder into
+// layers (Linear, LeakyReLU, reshape, ConvTranspose2d; PyTorch weight layouts); this file
+// runs them. The server still renders its own image for every step (the source of truth,
+// the URL, the marker); when it arrives it shows the same pixels, and if it is stale
+// (the slider moved on meanwhile) the client image for the current z is put back.
+//
+// The decoded image is <img alt="decode(z)" data-model=HASH data-z="z0,z1,..."> made by
+// the server; the sliders are <input type=range aria-label="z[i]">.
+
+function f32(b64) {
+  const bin = atob(b64);
+  const bytes = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+  return new Float32Array(bytes.buffer);
+}
+
+function parseLayers(layers) {
+  return layers.map((L) => ({ ...L, w: L.w ? f32(L.w) : null, b: L.b ? f32(L.b) : null }));
+}
+
+// z (array) -> {c, h, w, x: Float64Array of logits}
+function runLayers(layers, z) {
+  let x = Float64Array.from(z), shape = [x.length];
+  for (const L of layers) {
+    if (L.op === "linear") {
+      const y = new Float64Array(L.out);
+      for (let o = 0; o < L.out; o++) {
+        let s = L.b[o];
+        const row = o * L.in;
+        for (let i = 0; i < L.in; i++) s += L.w[row + i] * x[i];
+        y[o] = s;
+      }
+      x = y; shape = [L.out];
+    } else if (L.op === "lrelu") {
+      for (let i = 0; i < x.length; i++) if (x[i] < 0) x[i] *= L.slope;
+    } else if (L.op === "reshape") {
+      shape = L.shape;
+    } else if (L.op === "convT") {
+      // out[co, iy*s - p + ky, ix*s - p + kx] += x[ci, iy, ix] * w[ci, co, ky, kx]
+      const [, h, w] = shape, { cin, cout, k, stride: s, pad: p, outpad: op } = L;
+      const ho = (h - 1) * s - 2 * p + k + op, wo = (w - 1) * s - 2 * p + k + op;
+      const y = new Float64Array(cout * ho * wo);
+      for (let co = 0; co < cout; co++) y.fill(L.b[co], co * ho * wo, (co + 1) * ho * wo);
+      for (let ci = 0; ci < cin; ci++) {
+        for (let iy = 0; iy < h; iy++) {
+          for (let ix = 0; ix < w; ix++) {
+            const v = x[(ci * h + iy) * w + ix];
+            if (v === 0) continue;
+            for (let ky = 0; ky < k; ky++) {
+              const oy = iy * s - p + ky;
+              if (oy < 0 || oy >= ho) continue;
+              for (let kx = 0; kx < k; kx++) {
+                const ox = ix * s - p + kx;
+                if (ox < 0 || ox >= wo) continue;
+                const wbase = (ci * cout * k + ky) * k + kx, obase = oy * wo + ox;
+                for (let co = 0; co < cout; co++) y[co * ho * wo + obase] += v * L.w[wbase + co * k * k];
+              }
+            }
+          }
+        }
+      }
+      x = y; shape = [cout, ho, wo];
+    }
+  }
+  return { h: shape[1], w: shape[2], x };
+}
+
+// uint8 pixels exactly as vae_core.images.decode makes them: round(255 * sigmoid(logit))
+function decodePixels(hash, z) {
+  const out = runLayers(window.__vaeDecoders[hash], z);
+  const px = new Uint8Array(out.h * out.w);
+  for (let i = 0; i < px.length; i++) px[i] = Math.round(255 / (1 + Math.exp(-out.x[i])));
+  return { h: out.h, w: out.w, px };
+}
+
+function pngDataUrl(img) {
+  const canvas = document.createElement("canvas");
+  canvas.width = img.w; canvas.height = img.h;
+  const ctx = canvas.getContext("2d"), data = ctx.createImageData(img.w, img.h);
+  for (let i = 0; i < img.px.length; i++) {
+    data.data[4 * i] = data.data[4 * i + 1] = data.data[4 * i + 2] = img.px[i];
+    data.data[4 * i + 3] = 255;
+  }
+  ctx.putImageData(data, 0, 0);
+  return canvas.toDataURL("image/png");
+}
+
+const zKey = (z) => z.map((v) => Number(v).toFixed(3)).join(",");
+
+// The z the sliders show now: the server's z with every slider's value laid over it.
+function sliderZ(img) {
+  const z = img.getAttribute("data-z").split(",").map(Number);
+  for (const input of document.querySelectorAll('input[type="range"][aria-label^="z["]')) {
+    const m = /^z\[(\d+)\]$/.exec(input.getAttribute("aria-label"));
+    if (m && +m[1] < z.length) z[+m[1]] = Number(input.value);
+  }
+  return z;
+}
+
+function refresh() {
+  const img = document.querySelector('img[alt="decode(z)"][data-model]');
+  if (!img || !window.__vaeDecoders[img.dataset.model]) return;
+  const z = sliderZ(img), key = zKey(z);
+  const shown = img.src === img.__clientSrc ? img.__clientKey : img.getAttribute("data-z");
+  if (shown === key) return;
+  const t0 = performance.now();
+  img.__clientSrc = pngDataUrl(decodePixels(img.dataset.model, z));
+  img.__clientKey = key;
+  img.src = img.__clientSrc;
+  window.__vaeLastClientDecode = { z: key, ms: performance.now() - t0 };
+}
+
+export default function ({ data }) {
+  window.__vaeDecoders = window.__vaeDecoders || {};
+  window.__vaeDecodePixels = decodePixels;  // for the browser test against PyTorch
+  if (data && data.model && !window.__vaeDecoders[data.model]) {
+    window.__vaeDecoders[data.model] = parseLayers(data.layers);
+  }
+  if (!window.__vaeObserver) {
+    // Slider values change as attributes (aria-valuetext) on their range inputs; the
+    // server's image arrives as a new src; the page swaps nodes on reruns. One cheap
+    // check per batch of mutations covers all three.
+    let queued = false;
+    window.__vaeObserver = new MutationObserver(() => {
+      if (queued) return;
+      queued = true;
+      queueMicrotask(() => { queued = false; refresh(); });
+    });
+    window.__vaeObserver.observe(document.body, {
+      subtree: true, childList: true, attributes: true, attributeFilter: ["aria-valuetext", "src", "data-z"],
+    });
+  }
+  refresh();
+}
