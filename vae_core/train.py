@@ -116,6 +116,12 @@ class TrainConfig:
 
 # ---------------------------------------------------------------- helpers
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far (Linux reports ru_maxrss in KiB)."""
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def cpu_has_fast_bf16() -> bool:
     """AVX512-BF16 / AMX: oneDNN runs bf16 convolutions natively (about 2x fp32 here)."""
     try:
@@ -310,6 +316,7 @@ def train(cfg: TrainConfig, command: str | None = None, progress: bool = True,
         }
         if device.type == "cuda":
             last["peak_gpu_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+        last["peak_rss_mb"] = peak_rss_mb()
         write_grids(model, out, epoch, test_u8, device)
         save_checkpoint(out, model, training=cfg.to_dict(), dataset=dataset_info,
                         metrics=last, command=command)

@@ -1,0 +1,142 @@
+"""vae_core.evaluate on closed-form cases and on models trained here on real MNIST."""
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import REPO
+from vae_core.checkpoint import load_checkpoint
+from vae_core.evaluate import (METRIC_KEYS, collapsed, evaluate_checkpoint, evaluate_model, iwae_log_likelihood,
+                               main, mutual_information, read_metrics)
+from vae_core.train import TrainConfig, train
+
+
+# ---- a linear-Gaussian model: log p(x) is known exactly --------------------------------
+# p(z) = N(0, I), p(x|z) = N(Wz + b, s^2 I)  =>  p(x) = N(b, W W^T + s^2 I),
+# posterior q*(z|x) = N(A W^T (x - b) / s^2, A) with A = (I + W^T W / s^2)^-1.
+
+def linear_gaussian(seed=0, d=2, D=6, s=0.5, n=20):
+    g = torch.Generator().manual_seed(seed)
+    W = torch.randn(D, d, generator=g, dtype=torch.float64)
+    b = torch.randn(D, generator=g, dtype=torch.float64)
+    x = torch.randn(n, d, generator=g, dtype=torch.float64) @ W.T + b + s * torch.randn(n, D, generator=g, dtype=torch.float64)
+    cov = W @ W.T + s ** 2 * torch.eye(D, dtype=torch.float64)
+    exact = torch.distributions.MultivariateNormal(b, cov).log_prob(x)
+    A = torch.linalg.inv(torch.eye(d, dtype=torch.float64) + W.T @ W / s ** 2)
+    post_mu = (x - b) @ W @ A.T / s ** 2
+    # A is not diagonal; the diagonal proposal below is the usual mean-field q
+    post_logvar = torch.log(torch.diagonal(A)).expand(n, d).clone()
+
+    def log_lik(z):  # (S, n, d) -> (S, n)
+        mean = z @ W.T + b
+        return (-0.5 * (math.log(2 * math.pi * s ** 2) + (x - mean) ** 2 / s ** 2)).sum(-1)
+
+    return exact, post_mu, post_logvar, log_lik
+
+
+def test_iwae_matches_the_closed_form_marginal_likelihood():
+    exact, mu, logvar, log_lik = linear_gaussian()
+    g = torch.Generator().manual_seed(1)
+    est = iwae_log_likelihood(mu, logvar, log_lik, k=5000, generator=g)
+    assert torch.allclose(est, exact, atol=0.02), (est - exact).abs().max()
+    # a proposal 1.5 sigma off and twice too wide: K = 5000 closes the gap that K = 1 leaves
+    bad_mu, bad_logvar = mu + 1.5 * torch.exp(0.5 * logvar), logvar + math.log(2.0)
+    gap1 = (exact - iwae_log_likelihood(bad_mu, bad_logvar, log_lik, k=1, generator=g)).mean()
+    gap5000 = (exact - iwae_log_likelihood(bad_mu, bad_logvar, log_lik, k=5000, generator=g)).mean()
+    assert gap1 > 1.0 and -0.02 < gap5000 < 0.05, (gap1, gap5000)
+
+
+def test_iwae_in_chunks_of_one_sample_agrees_with_one_big_batch():
+    exact, mu, logvar, log_lik = linear_gaussian(n=7)
+    a = iwae_log_likelihood(mu, logvar, log_lik, k=300, generator=torch.Generator().manual_seed(3), max_batch=10_000)
+    b = iwae_log_likelihood(mu, logvar, log_lik, k=300, generator=torch.Generator().manual_seed(3), max_batch=7)
+    assert torch.allclose(a, exact, atol=0.03) and torch.allclose(b, exact, atol=0.03)
+
+
+def test_mutual_information_is_zero_without_information_and_large_with_it():
+    g = torch.Generator().manual_seed(0)
+    n, d = 1000, 4
+    same = torch.zeros(n, d)
+    assert abs(mutual_information(same, torch.zeros(n, d), g)) < 1e-6  # every q(z|x) is the prior
+    spread = torch.randn(n, d, generator=g) * 3
+    mi = mutual_information(spread, torch.full((n, d), math.log(0.01)), g)
+    assert 6.0 < mi <= math.log(n) + 1e-6  # capped by log N, as the estimator must be
+
+
+# ---- real models on real MNIST -----------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def test_images(data_root):
+    from vae_core.data import load_dataset
+    return load_dataset("mnist", "test", data_root).images[:300]
+
+
+@pytest.mark.parametrize("name", ["mnist-z2", "mnist-z16"])
+def test_shipped_models_nll_below_neg_elbo_and_tightening_with_k(name, test_images):
+    model = load_checkpoint(REPO / "checkpoints" / name).model
+    nll = {k: evaluate_model(model, test_images[:150], iw_samples=k, seed=0)["nll"] for k in (1, 10, 100)}
+    m = evaluate_model(model, test_images, iw_samples=50)
+    assert set(METRIC_KEYS) <= set(m)
+    assert m["nll"] <= m["neg_elbo"]
+    assert m["neg_elbo"] == pytest.approx(m["recon"] + m["kl"])
+    # the bound does not get worse with more samples (beyond Monte Carlo noise)
+    assert nll[10] <= nll[1] + 0.3 and nll[100] <= nll[10] + 0.3, nll
+    assert nll[100] < nll[1] - 0.5, nll  # and it does tighten
+    assert m["active_units"] == model.latent_dim and m["mutual_info"] > 1.0
+    assert m["shuffled_recon"] > 1.5 * m["recon"]  # these latents carry the digit
+    assert collapsed(m, model.latent_dim) is None
+
+
+def _trained(data_root, tmp_path, **kw):
+    cfg = TrainConfig(dataset="mnist", data_root=str(data_root), latent_dim=8, epochs=3, limit=6000,
+                      batch_size=64, test_limit=200, out=str(tmp_path / "run"), seed=0, **kw)
+    train(cfg, progress=False)
+    return tmp_path / "run"
+
+
+def test_a_collapsed_model_is_diagnosed(data_root, tmp_path, test_images):
+    """beta = 50 for ~280 steps: the posterior collapses onto the prior."""
+    folder = _trained(data_root, tmp_path, beta=50.0)
+    m = evaluate_model(load_checkpoint(folder).model, test_images, iw_samples=20)
+    assert m["active_units"] == 0
+    assert m["mutual_info"] < 0.05
+    assert abs(m["shuffled_recon"] - m["recon"]) < 0.01 * m["recon"]
+    assert m["nll"] <= m["neg_elbo"] + 0.1
+    assert "0/8 active units" in collapsed(m, 8)
+
+
+def test_cli_writes_metrics_json_and_prints_json(data_root, tmp_path, capsys):
+    folder = _trained(data_root, tmp_path, beta=1.0, binarize="dynamic")
+    rc = main(["--checkpoint", str(folder), "--data-root", str(data_root), "--limit", "100",
+               "--iw-samples", "20", "--json"])
+    assert rc == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert set(METRIC_KEYS) <= set(printed)
+    assert printed["binarized"] is True and printed["images"] == 100 and printed["iw_samples"] == 20
+    assert len(printed["kl_per_dim"]) == 8
+    assert read_metrics(folder) == printed  # saved beside the checkpoint
+    assert not list(folder.glob(".metrics.json.*"))  # no temporary file left
+
+
+def test_an_autoencoder_gets_the_metrics_that_apply(data_root, tmp_path, test_images):
+    folder = _trained(data_root, tmp_path, model="conv-ae")
+    m = evaluate_model(load_checkpoint(folder).model, test_images[:100], iw_samples=5)
+    for key in ("neg_elbo", "kl", "nll", "kl_per_dim", "mutual_info"):
+        assert m[key] is None
+    assert m["recon"] > 0 and m["shuffled_recon"] > m["recon"] and 0 < m["mse"] < 0.2
+    assert np.isfinite(m["twonn_dim"])
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    assert main(["--checkpoint", str(tmp_path / "nope")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Traceback" not in err
+    assert main(["--checkpoint", str(REPO / "checkpoints" / "mnist-z2"), "--iw-samples", "0", "--no-save"]) == 2
+
+
+def test_evaluate_checkpoint_refuses_a_tiny_limit():
+    from vae_core import VaeError
+    with pytest.raises(VaeError, match="at least 3"):
+        evaluate_checkpoint(REPO / "checkpoints" / "mnist-z2", limit=1, save=False)
