@@ -14,6 +14,7 @@ pages = [
     st.Page("pages/grid.py", title="Grid", icon=":material/grid_view:", url_path="grid"),
     st.Page("pages/interpolate.py", title="Interpolate", icon=":material/swap_horiz:", url_path="interpolate"),
     st.Page("pages/pca.py", title="PCA", icon=":material/scatter_plot:", url_path="pca"),
+    st.Page("pages/compare.py", title="Compare", icon=":material/compare:", url_path="compare"),
     st.Page("pages/train.py", title="Train", icon=":material/model_training:", url_path="train"),
 ]
 nav = st.navigation(pages)

@@ -117,6 +117,10 @@ def sidebar_model_picker() -> ModelEntry | None:
                                     "test loss (negative ELBO in nats per image)")
     entry = by_key[key]
     st.sidebar.caption(entry.label)
+    from vae_core.evaluate import read_metrics
+    if (m := read_metrics(entry.path)) and m.get("nll") is not None:
+        st.sidebar.caption(f"NLL {m['nll']:.2f} nats (IWAE, K={m.get('iw_samples')}, {m.get('images')} images) · "
+                           f"{m.get('active_units')}/{entry.latent_dim} active units · details on Compare")
     if st.session_state.get("model_key") != key:
         # a new model: take z from the URL on first load (a copied link), else start at 0
         z = _parse_z(st.query_params.get("z"), entry.latent_dim) if "model_key" not in st.session_state else None

@@ -1,0 +1,126 @@
+"""Compare: 2-4 models side by side (metrics, reconstructions, the same z, curves) and sweep results."""
+import json
+from pathlib import Path
+
+import streamlit as st
+
+from ui_common import ensure_app, get_checkpoint, get_test_images, show_error, show_image
+from vae_core import VaeError
+from vae_core.catalog import list_models, runs_dir
+from vae_core.compare import find_sweeps, metrics_rows, shared_z
+from vae_core.evaluate import collapsed, evaluate_checkpoint, read_metrics
+from vae_core.images import decode, reconstruct, tile
+from vae_core.jobs import read_metrics as epoch_metrics
+from vae_core.plots import sweep_nll_figure, sweep_rate_distortion_figure, training_curves_figure
+
+ensure_app()
+st.title("Compare")
+
+entries = {e.key: e for e in list_models()}
+current = st.session_state.get("model_key")
+# the current model and, to start with, another one trained on the same data
+others = sorted((k for k in entries if k != current), key=lambda k: entries[k].dataset != entries[current].dataset) \
+    if current in entries else list(entries)
+default = ([current] if current in entries else []) + others[:1]
+picked = st.multiselect("Models (2 to 4)", list(entries), default=[k for k in default if k in entries],
+                        max_selections=4, format_func=lambda k: entries[k].label, key="compare_models")
+if len(picked) < 2:
+    st.info("Pick at least two models to compare.")
+else:
+    ckpts, problems = {}, []
+    for k in picked:
+        try:
+            ckpts[k] = get_checkpoint(str(entries[k].path), (entries[k].path / "model.safetensors").stat().st_mtime_ns)
+        except (VaeError, OSError) as e:
+            problems.append(f"{k}: {e}")
+    for p in problems:
+        st.error(f"Cannot load {p}")
+    metrics = {k: read_metrics(entries[k].path) for k in ckpts}
+
+    st.subheader("Metrics")
+    st.dataframe(metrics_rows({k: (ckpts[k].model.latent_dim, metrics[k]) for k in ckpts}), hide_index=True)
+    badges = st.columns(len(ckpts))
+    for col, k in zip(badges, ckpts):
+        m = metrics[k]
+        with col:
+            if m is None:
+                st.badge(f"{k}: not evaluated", color="gray")
+            elif reason := collapsed(m, ckpts[k].model.latent_dim):
+                st.badge(f"{k}: collapsed", icon=":material/warning:", color="red", help=reason)
+            else:
+                st.badge(f"{k}: uses its latent", icon=":material/check:", color="green")
+    st.caption("NLL is importance-sampled (the IWAE bound); `python -m vae_core.evaluate --checkpoint DIR "
+               "--iw-samples 5000` gives Burda et al.'s protocol. \"collapsed\": fewer active units than "
+               "latent dims, or decoding from another image's z costs under 2% more reconstruction loss.")
+    missing = [k for k in ckpts if metrics[k] is None]
+    if missing:
+        if st.button(f"Evaluate {', '.join(missing)} (1,000 test images, K = 100)", icon=":material/calculate:"):
+            for k in missing:
+                bar = st.progress(0.0, text=f"Evaluating {k}…")
+                try:
+                    evaluate_checkpoint(entries[k].path, limit=1000, iw_samples=100,
+                                        progress=lambda f, k=k, bar=bar: bar.progress(f, text=f"Evaluating {k}… {f:.0%}"))
+                except VaeError as e:
+                    show_error(e)
+                bar.empty()
+            st.rerun()
+
+    st.subheader("Reconstructions of the same test images")
+    by_dataset = {}
+    for k, ck in ckpts.items():
+        by_dataset.setdefault(ck.dataset, []).append(k)
+    for dataset, keys in by_dataset.items():
+        images = get_test_images(dataset)
+        if images is None:
+            st.info(f"The {dataset} test images are not on this machine (set VAE_DATA_ROOT), so no reconstructions.")
+            continue
+        show_image(tile(images[None, :10], pad=2, pad_value=60), 640, f"{dataset} test images 0–9")
+        for k in keys:
+            _, recon = reconstruct(ckpts[k].model, images[:10])
+            show_image(tile(recon[None], pad=2, pad_value=60), 640, k)
+
+    st.subheader("The same z decoded by each model")
+    by_dim = {}
+    for k, ck in ckpts.items():
+        by_dim.setdefault(ck.model.latent_dim, []).append(k)
+    same = {d: keys for d, keys in by_dim.items() if len(keys) > 1}
+    if not same:
+        st.caption("Only models with the same latent dimension share a z; none of the picked ones do.")
+    for d, keys in same.items():
+        z = shared_z(d, 10)
+        st.caption(f"Ten z drawn from the prior N(0, I) in {d} dimensions (fixed seed)")
+        for k in keys:
+            show_image(tile(decode(ckpts[k].model, z)[None], pad=2, pad_value=60), 640, k)
+
+    st.subheader("Training curves")
+    curves = {k: epoch_metrics(entries[k].path) for k in ckpts}
+    if any(curves.values()):
+        key = st.radio("Curve", ["test_loss", "loss", "recon", "kl"], horizontal=True, key="compare_curve",
+                       format_func=lambda c: {"test_loss": "test −ELBO", "loss": "training loss"}.get(c, c))
+        st.plotly_chart(training_curves_figure({k: v for k, v in curves.items() if v}, key), key="compare_curves")
+    no_curve = [k for k, v in curves.items() if not v]
+    if no_curve:
+        st.caption(f"No per-epoch log for {', '.join(no_curve)} (shipped models keep only their last epoch).")
+
+st.divider()
+st.subheader("Sweeps")
+sweeps = find_sweeps(runs_dir(), Path(__file__).resolve().parent.parent / "benchmarks")
+if not sweeps:
+    st.info("No sweep results yet. Run `python -m vae_core.sweep --out runs/sweep` (the default grid takes "
+            "under 30 minutes on 2 CPU cores); its results.json shows up here.")
+else:
+    where = st.selectbox("Sweep", list(sweeps), key="compare_sweep")
+    try:
+        rows = json.loads(sweeps[where].read_text())
+    except (OSError, ValueError) as e:
+        st.error(f"{sweeps[where]} cannot be read: {e}")
+        rows = []
+    if rows:
+        table = [{k: v for k, v in r.items() if k not in ("kl_per_dim", "checkpoint")} for r in rows]
+        st.dataframe(table, hide_index=True)
+        c1, c2 = st.columns(2)
+        c1.plotly_chart(sweep_rate_distortion_figure(rows), key="sweep_rd")
+        c2.plotly_chart(sweep_nll_figure(rows), key="sweep_nll")
+        flagged = [f"{r['cell']} ({reason})" for r in rows if (reason := collapsed(r, r["latent_dim"]))]
+        if flagged:
+            st.caption("Collapsed: " + "; ".join(flagged))
