@@ -10,7 +10,8 @@ from vae_core.checkpoint import load_checkpoint
 from vae_core.images import decode
 from vae_core.latents import knn_accuracy, load_cached_latents
 
-SHIPPED = {"mnist-z2": ("mnist", 2), "mnist-z16": ("mnist", 16), "fashion-z2": ("fashion-mnist", 2)}
+SHIPPED = {"mnist-z2": ("mnist", 2), "mnist-z16": ("mnist", 16), "fashion-z2": ("fashion-mnist", 2),
+           "mnist-bin-z50": ("mnist", 50)}
 
 
 @pytest.mark.parametrize("name", sorted(SHIPPED))
@@ -48,3 +49,23 @@ def test_shipped_cache_matches_the_model(data_root):
     lat = load_cached_latents(ck.hash, "test", REPO / "cache")
     x = load_dataset("mnist", "test", data_root).floats()[:100]
     assert np.allclose(ck.model.encode(x)[0].numpy(), lat.mu[:100], atol=1e-4)
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_shipped_metrics_json_is_consistent(name):
+    """Each shipped model carries its vae_core.evaluate result; the recorded numbers hang together."""
+    from vae_core.evaluate import METRIC_KEYS, read_metrics
+    folder = REPO / "checkpoints" / name
+    m = read_metrics(folder)
+    assert m is not None and set(METRIC_KEYS) <= set(m)
+    assert m["checkpoint"] == load_checkpoint(folder).hash  # scored on these very weights
+    assert m["nll"] <= m["neg_elbo"] and m["active_units"] <= SHIPPED[name][1]
+
+
+def test_the_likelihood_model_follows_burda_et_al():
+    """mnist-bin-z50: trained on dynamically binarized MNIST, scored on the binarized test set with K = 5000."""
+    from vae_core.evaluate import read_metrics
+    ck = load_checkpoint(REPO / "checkpoints" / "mnist-bin-z50")
+    assert ck.config["training"]["binarize"] == "dynamic"
+    m = read_metrics(REPO / "checkpoints" / "mnist-bin-z50")
+    assert m["binarized"] is True and m["iw_samples"] == 5000 and m["split"] == "test"

@@ -59,3 +59,28 @@ def test_the_cli_runs_cells_through_the_job_runner_and_resumes(tmp_path, capsys)
 def test_the_cli_refuses_an_unknown_model(tmp_path, capsys):
     assert main(["--out", str(tmp_path), "--models", "conv-vae,gan"]) == 2
     assert "gan" in capsys.readouterr().err
+
+
+def test_compare_helpers_format_rows_flag_collapse_and_find_sweeps(tmp_path):
+    from vae_core.compare import find_sweeps, metrics_rows, shared_z
+    from vae_core.plots import sweep_nll_figure, sweep_rate_distortion_figure
+    ok = {"nll": 90.1234, "neg_elbo": 95.0, "recon": 70.0, "kl": 25.0, "active_units": 16, "mutual_info": 6.9,
+          "mse": 0.01234, "shuffled_recon": 200.0, "twonn_dim": 9.04, "images": 1000, "split": "test",
+          "binarized": True, "iw_samples": 100}
+    dead = {**ok, "active_units": 0, "shuffled_recon": 70.5, "recon": 70.0}
+    rows = metrics_rows({"a": (16, ok), "b": (16, dead), "c": (2, None)})
+    assert rows[0]["NLL (IWAE)"] == "90.12" and rows[0]["MSE/pixel"] == "0.0123" and rows[0]["collapsed"] == ""
+    assert rows[0]["protocol"] == "1000 test images, binarized, K=100"
+    assert "0/16 active units" in rows[1]["collapsed"] and "shuffling z costs 0.5 nats" in rows[1]["collapsed"]
+    assert rows[2]["protocol"] == "not evaluated" and rows[2]["NLL (IWAE)"] == "—"
+    assert (shared_z(16, 4) == shared_z(16, 4)).all() and shared_z(16, 4).shape == (4, 16)
+    (tmp_path / "s1").mkdir()
+    (tmp_path / "s1" / "results.json").write_text("[]")
+    assert list(find_sweeps(tmp_path)) == [str(tmp_path / "s1")]
+    sweep_rows = [{"model": "conv-vae", "latent_dim": d, "beta": b, "free_bits": 0.0, "warmup_epochs": 0.0,
+                   "kl": 10.0 * b, "recon": 100 / b, "nll": 100.0 - d} for d in (2, 16) for b in (0.1, 1.0)]
+    sweep_rows.append({"model": "conv-ae", "latent_dim": 2, "beta": 1.0, "kl": None, "recon": 80.0, "nll": None})
+    rd = sweep_rate_distortion_figure(sweep_rows)
+    assert [t.name for t in rd.data] == ["conv-vae z=16", "conv-vae z=2"] and list(rd.data[1].text) == ["β=0.1", "β=1"]
+    nll = sweep_nll_figure(sweep_rows)
+    assert [list(t.x) for t in nll.data] == [[2, 16], [2, 16]]
