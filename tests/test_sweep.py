@@ -73,6 +73,8 @@ def test_compare_helpers_format_rows_flag_collapse_and_find_sweeps(tmp_path):
     assert rows[0]["protocol"] == "1000 test images, binarized, K=100"
     assert "0/16 active units" in rows[1]["collapsed"] and "shuffling z costs 0.5 nats" in rows[1]["collapsed"]
     assert rows[2]["protocol"] == "not evaluated" and rows[2]["NLL (IWAE)"] == "—"
+    capped = metrics_rows({"d": (16, {**ok, "mutual_info": 7.6009, "mi_samples": 2000})})
+    assert capped[0]["I(x;z)"] == "≥ 7.60"  # log 2000: the estimator's ceiling reads "at least"
     assert (shared_z(16, 4) == shared_z(16, 4)).all() and shared_z(16, 4).shape == (4, 16)
     (tmp_path / "s1").mkdir()
     (tmp_path / "s1" / "results.json").write_text("[]")

@@ -1,6 +1,7 @@
 """What the Compare page puts side by side: metrics rows, shared z, sweep results on disk."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,8 @@ def metrics_rows(models: dict[str, tuple[int, dict | None]]) -> list[dict]:
         for key, title, fmt in METRIC_COLUMNS:
             v = None if m is None else m.get(key)
             row[title] = "—" if v is None else fmt.format(v)
+            if key == "mutual_info" and v is not None and m.get("mi_samples") and v >= math.log(m["mi_samples"]) - 0.01:
+                row[title] = "≥ " + row[title]  # at the estimator's cap, log N
         row["protocol"] = "not evaluated" if m is None else \
             f"{m.get('images')} {m.get('split')} images{', binarized' if m.get('binarized') else ''}, K={m.get('iw_samples')}"
         row["collapsed"] = "" if m is None else (collapsed(m, dim) or "")

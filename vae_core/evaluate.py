@@ -17,7 +17,8 @@ the "likelihood" is the cross-entropy the loss uses, not a density of real image
   kl_per_dim      mean KL per latent dimension; active_units: Var_x(E_q[z_i]) > 0.01
   mutual_info     I(x;z) under the aggregate posterior. Hoffman & Johnson (2016):
                   E_x KL(q(z|x)||p(z)) = I(x;z) + KL(q(z)||p(z)); q(z) is estimated
-                  as the mixture of the posteriors of a sample of images.
+                  as the mixture of the posteriors of N = 2000 images, so the figure
+                  cannot exceed log N = 7.6 nats: a value at the cap reads "at least"
   mse             mean squared pixel error of decode(mu) against the input in [0,1]
   shuffled_recon  recon when each image is decoded from another image's z. A model
                   that ignores z (collapsed) loses nothing; a useful latent loses a lot.
@@ -152,6 +153,7 @@ def evaluate_model(model, images_u8: torch.Tensor, *, iw_samples: int = 100, see
     pick = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:mi_samples]
     out["mutual_info"] = mutual_information(mu_all[pick].cpu(), lv_all[pick].cpu(),
                                             torch.Generator().manual_seed(seed + 1))
+    out["mi_samples"] = len(pick)  # the estimate cannot exceed log(mi_samples)
 
     nll = []
     for i in range(0, n, iw_batch):
