@@ -85,8 +85,8 @@ def wait_for_app(page, timeout_ms: int = 60_000) -> None:
 
 
 def wait_for_url(page, fragment: str, timeout_s: float = 30.0) -> None:
-    """Poll from Python until the page's query string holds `fragment` (a page-side
-    wait_for_function on location.search failed here at random; this does not)."""
+    """Poll from Python until the page's query string holds `fragment`; on failure the
+    message shows where the URL got to."""
     import time
     deadline = time.time() + timeout_s
     while fragment not in page.evaluate("() => location.search"):

@@ -264,6 +264,7 @@ def test_compare_page_metrics_badges_reconstructions_same_z_curves_and_sweeps(tm
     runs = tmp_path / "runs"
     for name in ("copy-z2", "other-z2"):  # two 2-D models (copies, so nothing is written under checkpoints/)
         shutil.copytree(REPO / "checkpoints" / "mnist-z2", runs / name)
+        (runs / name / "metrics.json").unlink()  # the shipped evaluation; these get their own
     evaluate_checkpoint(runs / "other-z2", data_root=data_root, limit=100, iw_samples=10)
     # a posterior-collapsed model: beta = 50 for ~280 steps on real MNIST
     train(TrainConfig(dataset="mnist", data_root=str(data_root), latent_dim=8, epochs=3, limit=6000, batch_size=64,

@@ -98,7 +98,45 @@ function sliderZ(img) {
   return z;
 }
 
+// A Streamlit slider can show a stale value: a key press that lands as the fragment's
+// previous rerun finishes may be drawn back to an older value when that rerun's slider
+// element arrives, although the server kept the newer one (about 1 press in 100 at a
+// person's pace here, with or without this script). Once the page has settled (no
+// rerun running, nothing changed for 400 ms) a slider that disagrees with the z the
+// server drew is moved to it by pressing its arrow keys, once per server z: the
+// server's z has every press the person made.
+const healed = {};            // "z[i]" -> the server z it was last moved to
+let settleTimer = null, pointerDown = false;  // never while a slider is being dragged
+
+function alignSlidersWithServer() {
+  const img = document.querySelector('img[alt="decode(z)"][data-z]');
+  if (!img) return;
+  const server = img.getAttribute("data-z"), zs = server.split(",").map(Number);
+  for (const input of document.querySelectorAll('input[type="range"][aria-label^="z["]')) {
+    const label = input.getAttribute("aria-label"), m = /^z\[(\d+)\]$/.exec(label);
+    if (!m || +m[1] >= zs.length || healed[label] === server) continue;
+    const n = Math.round((zs[+m[1]] - Number(input.value)) / (Number(input.step) || 0.05));
+    if (n === 0) continue;
+    healed[label] = server;
+    window.__vaeRealigned = (window.__vaeRealigned || 0) + 1;
+    const key = n > 0 ? "ArrowRight" : "ArrowLeft";
+    for (let k = 0; k < Math.abs(n); k++) {
+      input.dispatchEvent(new KeyboardEvent("keydown", { key, code: key, bubbles: true, cancelable: true }));
+      input.dispatchEvent(new KeyboardEvent("keyup", { key, code: key, bubbles: true, cancelable: true }));
+    }
+  }
+}
+
+function whenSettled() {
+  clearTimeout(settleTimer);
+  settleTimer = setTimeout(() => {
+    if (pointerDown || document.querySelector('[data-testid="stStatusWidget"]')) whenSettled();  // busy
+    else alignSlidersWithServer();
+  }, 400);
+}
+
 function refresh() {
+  whenSettled();
   const img = document.querySelector('img[alt="decode(z)"][data-model]');
   if (!img || !window.__vaeDecoders[img.dataset.model]) return;
   const z = sliderZ(img), key = zKey(z);
@@ -116,6 +154,11 @@ export default function ({ data }) {
   window.__vaeDecodePixels = decodePixels;  // for the browser test against PyTorch
   if (data && data.model && !window.__vaeDecoders[data.model]) {
     window.__vaeDecoders[data.model] = parseLayers(data.layers);
+  }
+  if (!window.__vaePointer) {
+    window.__vaePointer = true;
+    document.addEventListener("pointerdown", () => { pointerDown = true; }, true);
+    document.addEventListener("pointerup", () => { pointerDown = false; whenSettled(); }, true);
   }
   if (!window.__vaeObserver) {
     // Slider values change as attributes (aria-valuetext) on their range inputs; the
