@@ -4,6 +4,8 @@ Everything computed lives in vae_core; this module only caches and lays out.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import streamlit as st
 
@@ -238,13 +240,26 @@ def show_pixels(img: np.ndarray, px: int, caption: str, where=st, attrs: dict | 
                    f'</figure>', unsafe_allow_html=True)
 
 
+STATIC_DECODERS = Path(__file__).parent / "static" / "decoders"  # served at app/static/decoders/
+
+
 @st.cache_resource(max_entries=8, show_spinner=False)
-def _decoder_layers(ckpt_hash: str, _model):
-    from vae_core.webdecoder import decoder_layers
+def _decoder_file(ckpt_hash: str, _model) -> str | None:
+    """Write the decoder's weights for the browser once per checkpoint; its URL, or None
+    when the browser cannot run this decoder (the server-only path)."""
+    from vae_core.checkpoint import atomic_write_bytes
+    from vae_core.webdecoder import decoder_blob
     try:
-        return decoder_layers(_model)
+        blob = decoder_blob(_model)
     except VaeError:
-        return None  # a decoder the browser cannot run: the server-only path
+        return None
+    path = STATIC_DECODERS / f"{ckpt_hash}.bin"
+    try:
+        if not path.is_file() or path.read_bytes() != blob:
+            atomic_write_bytes(path, blob)
+    except OSError:
+        return None  # a read-only install: keep the server-only path
+    return f"app/static/decoders/{ckpt_hash}.bin"
 
 
 _CLIENT_DECODER = None
@@ -257,25 +272,23 @@ def browser_decodes(ckpt) -> bool:
     baseline of benchmarks/ui_latency.py).
     """
     import os
-    return os.environ.get("VAE_BROWSER_DECODE", "1") != "0" and _decoder_layers(ckpt.hash, ckpt.model) is not None
+    return os.environ.get("VAE_BROWSER_DECODE", "1") != "0" and _decoder_file(ckpt.hash, ckpt.model) is not None
 
 
 def send_decoder_to_browser(ckpt) -> None:
-    """Mount the invisible component that hands the decoder's weights to the browser.
+    """Mount the invisible component that tells the browser where this model's decoder is.
 
-    Called last on a full rerun (the image goes first; the ~4 MB of weights after
-    it). The browser keeps the weights per model hash, so fragment reruns never
-    carry them.
+    The browser fetches the weights (about 3 MB) once per model, after the page has
+    drawn, and keeps them per model hash; the component's own data is a few bytes.
     """
     global _CLIENT_DECODER
     if not browser_decodes(ckpt):
         return
     if _CLIENT_DECODER is None:
-        from pathlib import Path
         js = (Path(__file__).parent / "ui" / "client_decoder.js").read_text()
         _CLIENT_DECODER = st.components.v2.component("vae_client_decoder", js=js, isolate_styles=False)
     with st.sidebar:  # invisible (height 0); at the sidebar's end it shifts nothing
-        _CLIENT_DECODER(key="client_decoder", data={"model": ckpt.hash, "layers": _decoder_layers(ckpt.hash, ckpt.model)},
+        _CLIENT_DECODER(key="client_decoder", data={"model": ckpt.hash, "url": _decoder_file(ckpt.hash, ckpt.model)},
                         height=0)
 
 

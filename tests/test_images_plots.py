@@ -160,3 +160,21 @@ def test_decoder_layers_refuse_what_the_browser_cannot_run():
     model.decoder.deconv.append(nn.BatchNorm2d(1))
     with pytest.raises(VaeError, match="BatchNorm2d"):
         decoder_layers(model)
+
+
+def test_the_decoder_blob_round_trips_and_keeps_weights_aligned():
+    import struct
+    from vae_core.checkpoint import load_checkpoint
+    from vae_core.webdecoder import decoder_blob, decoder_layers, read_blob, run_layers
+    from tests.conftest import REPO
+    model = load_checkpoint(REPO / "checkpoints" / "mnist-z2").model
+    blob = decoder_blob(model)
+    (n,) = struct.unpack("<I", blob[:4])
+    assert (4 + n) % 4 == 0  # a Float32Array over the rest needs 4-byte alignment
+    assert len(blob) < 3.5e6  # raw float32, no base64
+    layers = read_blob(blob)
+    assert layers == decoder_layers(model)
+    z = [0.3, -1.2]
+    with torch.no_grad():
+        ref = model.decode(torch.tensor([z]))[0].numpy()
+    assert np.abs(run_layers(layers, z) - ref).max() < 1e-4

@@ -1,22 +1,21 @@
 // Decode z in the browser while the Explore sliders move: the image changes on the key
 // press, not after a server round trip. vae_core/webdecoder.py flattens the decoder into
-// layers (Linear, LeakyReLU, reshape, ConvTranspose2d; PyTorch weight layouts); this file
-// runs them. The server still renders its own image for every step (the source of truth,
+// layers (Linear, LeakyReLU, reshape, ConvTranspose2d; PyTorch weight layouts), ui_common
+// writes them to static/decoders/<hash>.bin, and this file fetches and runs them. The server still renders its own image for every step (the source of truth,
 // the URL, the marker); when it arrives it shows the same pixels, and if it is stale
 // (the slider moved on meanwhile) the client image for the current z is put back.
 //
 // The decoded image is <img alt="decode(z)" data-model=HASH data-z="z0,z1,..."> made by
 // the server; the sliders are <input type=range aria-label="z[i]">.
 
-function f32(b64) {
-  const bin = atob(b64);
-  const bytes = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
-  return new Float32Array(bytes.buffer);
-}
-
-function parseLayers(layers) {
-  return layers.map((L) => ({ ...L, w: L.w ? f32(L.w) : null, b: L.b ? f32(L.b) : null }));
+// vae_core.webdecoder.decoder_blob: uint32 header length, JSON layers whose "w"/"b" are
+// [offset, count] into the float32 data that follows
+function parseBlob(buf) {
+  const n = new DataView(buf).getUint32(0, true);
+  const layers = JSON.parse(new TextDecoder().decode(new Uint8Array(buf, 4, n)));
+  const data = new Float32Array(buf, 4 + n);
+  const view = (oc) => (oc ? data.subarray(oc[0], oc[0] + oc[1]) : null);
+  return layers.map((L) => ({ ...L, w: view(L.w), b: view(L.b) }));
 }
 
 // z (array) -> {c, h, w, x: Float64Array of logits}
@@ -152,8 +151,13 @@ function refresh() {
 export default function ({ data }) {
   window.__vaeDecoders = window.__vaeDecoders || {};
   window.__vaeDecodePixels = decodePixels;  // for the browser test against PyTorch
-  if (data && data.model && !window.__vaeDecoders[data.model]) {
-    window.__vaeDecoders[data.model] = parseLayers(data.layers);
+  window.__vaeLoading = window.__vaeLoading || {};
+  if (data && data.model && data.url && !window.__vaeDecoders[data.model] && !window.__vaeLoading[data.model]) {
+    // fetched, not sent with the page: the weights never hold up the first picture
+    window.__vaeLoading[data.model] = fetch(new URL(data.url, document.baseURI))
+      .then((r) => { if (!r.ok) throw new Error(`${r.status} for ${data.url}`); return r.arrayBuffer(); })
+      .then((buf) => { window.__vaeDecoders[data.model] = parseBlob(buf); refresh(); })
+      .catch((e) => { console.warn("VAE explorer: browser decoding off:", e); });
   }
   if (!window.__vaePointer) {
     window.__vaePointer = true;

@@ -10,8 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.decomposition import PCA
-from sklearn.neighbors import NearestNeighbors
 
 from vae_core import VaeError
 
@@ -50,6 +48,7 @@ def fit_pca(latents: np.ndarray, k: int | None = None) -> PCAResult:
         raise VaeError(f"The number of principal components must be from 1 to {k_max}, got {k!r}.")
     # Full SVD: D is small (a latent space), so exact is cheap and deterministic;
     # sklearn's svd_flip fixes the sign of each axis so reruns agree.
+    from sklearn.decomposition import PCA  # here, not at import: sklearn costs ~1 s of every app start
     pca = PCA(n_components=int(k), svd_solver="full").fit(x)
     return PCAResult(mean=pca.mean_.copy(), components=pca.components_.copy(),
                      std=np.sqrt(np.maximum(pca.explained_variance_, 0.0)),
@@ -115,6 +114,7 @@ def twonn_dimension(points: np.ndarray, discard_fraction: float = 0.1, max_point
     if len(x) > max_points:
         rng = np.random.default_rng(seed)
         x = x[rng.choice(len(x), size=max_points, replace=False)]
+    from sklearn.neighbors import NearestNeighbors
     dist, _ = NearestNeighbors(n_neighbors=3).fit(x).kneighbors(x)
     r1, r2 = dist[:, 1], dist[:, 2]  # column 0 is the point itself
     ok = r1 > 0  # rounding can still make two distinct points coincide in float64 distances

@@ -5,7 +5,8 @@ rerun and a page update (~100 ms here even for a bare Streamlit app). The
 decoders are small (a few million multiply-adds), so the browser decodes the
 slider's z itself in a few milliseconds and the server's image, which follows,
 only confirms it. This module flattens a decoder into a list of layers with
-float32 weights; ui/client_decoder.js runs that list.
+float32 weights, packed by decoder_blob into one binary file that the browser
+fetches after the page has drawn; ui/client_decoder.js runs that list.
 
 Only what the decoders are made of is supported: Linear, LeakyReLU,
 ConvTranspose2d and the reshape between the fc part and the convolutions.
@@ -14,6 +15,8 @@ Anything else raises VaeError and the page keeps the server-only path.
 from __future__ import annotations
 
 import base64
+import json
+import struct
 
 import numpy as np
 import torch
@@ -94,3 +97,35 @@ def run_layers(layers: list[dict], z) -> np.ndarray:
         else:
             raise VaeError(f"Unknown layer {op!r}.")
     return x
+
+
+def decoder_blob(model) -> bytes:
+    """The layers as one binary file the browser fetches: a 4-byte little-endian length,
+    that many bytes of JSON (the layers, with "w"/"b" replaced by float32 offsets and
+    lengths into the rest), then the float32 weights."""
+    layers, chunks, offset = [], [], 0
+    for L in decoder_layers(model):
+        L = dict(L)
+        for k in ("w", "b"):
+            if k in L:
+                raw = base64.b64decode(L[k])
+                L[k] = [offset, len(raw) // 4]
+                chunks.append(raw)
+                offset += len(raw) // 4
+        layers.append(L)
+    head = json.dumps(layers).encode()
+    head += b" " * (-(4 + len(head)) % 4)  # the float32 data starts 4-byte aligned
+    return struct.pack("<I", len(head)) + head + b"".join(chunks)
+
+
+def read_blob(blob: bytes) -> list[dict]:
+    """decoder_blob's inverse, in decoder_layers' format (for tests and tools)."""
+    (n,) = struct.unpack("<I", blob[:4])
+    layers = json.loads(blob[4:4 + n])
+    data = np.frombuffer(blob[4 + n:], "<f4")
+    for L in layers:
+        for k in ("w", "b"):
+            if k in L:
+                off, cnt = L[k]
+                L[k] = base64.b64encode(data[off:off + cnt].tobytes()).decode()
+    return layers
