@@ -1,7 +1,10 @@
 """Explore: the scatter of cached latents beside the decoded image for the current z.
 
-Speed: the image, the sliders and a one-point marker overlay live in one
-fragment, so a slider step reruns only that; the 10k-point WebGL scatter under
+Speed: the browser decodes each slider step itself (ui/client_decoder.js, with the
+decoder's weights fetched once per model), so the picture follows the key press at
+once; the server's fragment, which follows, confirms it. Underneath, the image, the
+sliders and a one-point marker overlay live in one fragment, so a slider step reruns
+only that; the 10k-point WebGL scatter under
 the overlay is drawn on full reruns only. Designs measured and dropped
 (benchmarks/ui_latency.py): a full rerun after each step (lost key presses), the
 scatter inside the fragment (its redraw delayed every image by ~250 ms in
@@ -192,4 +195,4 @@ with tab_fav:
         except VaeError as e:
             show_error(e)
 
-send_decoder_to_browser(ckpt)  # last: the weights travel after everything a person sees
+send_decoder_to_browser(ckpt)  # last: the browser fetches the weights once it has drawn the page
