@@ -46,7 +46,7 @@ else:
             if m is None:
                 st.badge(f"{k}: not evaluated", color="gray")
             elif reason := collapsed(m, ckpts[k].model.latent_dim):
-                st.badge(f"{k}: collapsed", icon=":material/warning:", color="red", help=reason)
+                st.badge(f"{k}: collapsed — {reason}", icon=":material/warning:", color="red")
             else:
                 st.badge(f"{k}: uses its latent", icon=":material/check:", color="green")
     st.caption("NLL is importance-sampled (the IWAE bound); `python -m vae_core.evaluate --checkpoint DIR "
