@@ -128,53 +128,54 @@ def explained_variance_figure(ratio: np.ndarray, size: int = 420) -> go.Figure:
 
 # ---------------------------------------------------------------- Compare page
 
+LINE_LEGEND = dict(orientation="h", x=0, y=1.02, yanchor="bottom")
+
+
+def _lines(rows, label, x, y, text=None) -> go.Figure:
+    """One line per label(row) (rows where label gives None are left out), points
+    sorted by x, colours in PALETTE order of the sorted labels."""
+    groups: dict[str, list] = {}
+    for r in rows:
+        if (name := label(r)) is not None:
+            groups.setdefault(name, []).append(r)
+    fig = go.Figure()
+    for i, (name, rs) in enumerate(sorted(groups.items())):
+        rs = sorted(rs, key=x)
+        fig.add_trace(go.Scatter(x=[x(r) for r in rs], y=[y(r) for r in rs], name=name,
+                                 mode="lines+markers+text" if text else "lines+markers",
+                                 text=[text(r) for r in rs] if text else None, textposition="top right",
+                                 line=dict(color=PALETTE[i % len(PALETTE)])))
+    return fig
+
+
 def training_curves_figure(curves: dict[str, list[dict]], key: str = "test_loss") -> go.Figure:
     """One line per model: `key` (a metrics.jsonl field) against epoch."""
-    fig = go.Figure()
-    for i, (name, epochs) in enumerate(curves.items()):
-        pts = [(e["epoch"], e[key]) for e in epochs if e.get(key) is not None]
-        if pts:
-            fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="lines+markers", name=name,
-                                     line=dict(color=PALETTE[i % len(PALETTE)])))
+    rows = [{"model": name, **e} for name, epochs in curves.items() for e in epochs if e.get(key) is not None]
+    fig = _lines(rows, lambda r: r["model"], lambda r: r["epoch"], lambda r: r[key])
     fig.update_layout(height=340, margin=dict(l=50, r=10, t=40, b=40), xaxis_title="epoch",
-                      yaxis_title=key.replace("_", " ") + " (nats)",
-                      legend=dict(orientation="h", x=0, y=1.02, yanchor="bottom"))
+                      yaxis_title=key.replace("_", " ") + " (nats)", legend=LINE_LEGEND)
     return fig
+
+
+def _cell_name(r: dict, with_dim: bool) -> str:
+    return (f"{r['model']} z={r['latent_dim']}" if with_dim else f"{r['model']} β={r['beta']:g}") \
+        + (f" fb={r['free_bits']:g}" if r.get("free_bits") else "") \
+        + (f" wu={r['warmup_epochs']:g}" if not with_dim and r.get("warmup_epochs") else "")
 
 
 def sweep_rate_distortion_figure(rows: list[dict]) -> go.Figure:
     """Reconstruction against KL for the VAE cells, one colour per (model, latent dim), labelled by beta."""
-    fig = go.Figure()
-    groups: dict[str, list[dict]] = {}
-    for r in rows:
-        if r.get("kl") is not None:
-            groups.setdefault(f"{r['model']} z={r['latent_dim']}" + (f" fb={r['free_bits']:g}" if r.get("free_bits") else ""),
-                              []).append(r)
-    for i, (name, rs) in enumerate(sorted(groups.items())):
-        rs = sorted(rs, key=lambda r: r["beta"])
-        fig.add_trace(go.Scatter(x=[r["kl"] for r in rs], y=[r["recon"] for r in rs], mode="lines+markers+text",
-                                 name=name, text=[f"β={r['beta']:g}" for r in rs], textposition="top right",
-                                 line=dict(color=PALETTE[i % len(PALETTE)])))
-    fig.update_layout(height=380, margin=dict(l=50, r=10, t=40, b=40), xaxis_title="KL (rate, nats)",
-                      yaxis_title="reconstruction (distortion, nats)",
-                      legend=dict(orientation="h", x=0, y=1.02, yanchor="bottom"))
+    fig = _lines(rows, lambda r: _cell_name(r, True) if r.get("kl") is not None else None,
+                 lambda r: r["kl"], lambda r: r["recon"], text=lambda r: f"β={r['beta']:g}")
+    fig.update_layout(height=380, margin=dict(l=50, r=45, t=40, b=40), xaxis_title="KL (rate, nats)",
+                      yaxis_title="reconstruction (distortion, nats)", legend=LINE_LEGEND)
     return fig
 
 
 def sweep_nll_figure(rows: list[dict]) -> go.Figure:
     """NLL (VAEs) against latent dim, one line per (model, beta, free bits, warm-up)."""
-    fig = go.Figure()
-    groups: dict[str, list[dict]] = {}
-    for r in rows:
-        if r.get("nll") is not None:
-            name = f"{r['model']} β={r['beta']:g}" + (f" fb={r['free_bits']:g}" if r.get("free_bits") else "") \
-                + (f" wu={r['warmup_epochs']:g}" if r.get("warmup_epochs") else "")
-            groups.setdefault(name, []).append(r)
-    for i, (name, rs) in enumerate(sorted(groups.items())):
-        rs = sorted(rs, key=lambda r: r["latent_dim"])
-        fig.add_trace(go.Scatter(x=[r["latent_dim"] for r in rs], y=[r["nll"] for r in rs], mode="lines+markers",
-                                 name=name, line=dict(color=PALETTE[i % len(PALETTE)])))
+    fig = _lines(rows, lambda r: _cell_name(r, False) if r.get("nll") is not None else None,
+                 lambda r: r["latent_dim"], lambda r: r["nll"])
     fig.update_layout(height=380, margin=dict(l=50, r=10, t=40, b=40), xaxis_title="latent dim",
-                      yaxis_title="NLL (nats, IWAE)", xaxis_type="log",
-                      legend=dict(orientation="h", x=0, y=1.02, yanchor="bottom"))
+                      yaxis_title="NLL (nats, IWAE)", xaxis_type="log", legend=LINE_LEGEND)
     return fig
