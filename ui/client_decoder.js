@@ -1,8 +1,9 @@
 // Decode z in the browser while the Explore sliders move: the image changes on the key
 // press, not after a server round trip. vae_core/webdecoder.py flattens the decoder into
 // layers (Linear, LeakyReLU, reshape, ConvTranspose2d; PyTorch weight layouts), ui_common
-// writes them to static/decoders/<hash>.bin, and this file fetches and runs them. The server still renders its own image for every step (the source of truth,
-// the URL, the marker); when it arrives it shows the same pixels, and if it is stale
+// writes them to static/decoders/<hash>.bin, and this file fetches and runs them. The
+// server still renders its own image for every step (the source of truth, the URL, the
+// marker); when it arrives it shows the same pixels, and if it is stale
 // (the slider moved on meanwhile) the client image for the current z is put back.
 //
 // The decoded image is <img alt="decode(z)" data-model=HASH data-z="z0,z1,..."> made by
@@ -87,13 +88,20 @@ function pngDataUrl(img) {
 
 const zKey = (z) => z.map((v) => Number(v).toFixed(3)).join(",");
 
+// The z sliders with their dimension: [input, i] for every <input aria-label="z[i]">.
+function zSliders() {
+  const out = [];
+  for (const input of document.querySelectorAll('input[type="range"][aria-label^="z["]')) {
+    const m = /^z\[(\d+)\]$/.exec(input.getAttribute("aria-label"));
+    if (m) out.push([input, +m[1]]);
+  }
+  return out;
+}
+
 // The z the sliders show now: the server's z with every slider's value laid over it.
 function sliderZ(img) {
   const z = img.getAttribute("data-z").split(",").map(Number);
-  for (const input of document.querySelectorAll('input[type="range"][aria-label^="z["]')) {
-    const m = /^z\[(\d+)\]$/.exec(input.getAttribute("aria-label"));
-    if (m && +m[1] < z.length) z[+m[1]] = Number(input.value);
-  }
+  for (const [input, i] of zSliders()) if (i < z.length) z[i] = Number(input.value);
   return z;
 }
 
@@ -111,10 +119,10 @@ function alignSlidersWithServer() {
   const img = document.querySelector('img[alt="decode(z)"][data-z]');
   if (!img) return;
   const server = img.getAttribute("data-z"), zs = server.split(",").map(Number);
-  for (const input of document.querySelectorAll('input[type="range"][aria-label^="z["]')) {
-    const label = input.getAttribute("aria-label"), m = /^z\[(\d+)\]$/.exec(label);
-    if (!m || +m[1] >= zs.length || healed[label] === server) continue;
-    const n = Math.round((zs[+m[1]] - Number(input.value)) / (Number(input.step) || 0.05));
+  for (const [input, i] of zSliders()) {
+    const label = input.getAttribute("aria-label");
+    if (i >= zs.length || healed[label] === server) continue;
+    const n = Math.round((zs[i] - Number(input.value)) / (Number(input.step) || 0.05));
     if (n === 0) continue;
     healed[label] = server;
     window.__vaeRealigned = (window.__vaeRealigned || 0) + 1;

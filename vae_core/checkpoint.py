@@ -50,6 +50,11 @@ class Checkpoint:
         return self.config.get("dataset", {}).get("name", "unknown")
 
     @property
+    def binarized(self) -> bool:
+        """Trained on binarized images: it is encoded and scored on the fixed binarized split."""
+        return self.config.get("dataset", {}).get("binarize", "none") != "none"
+
+    @property
     def class_names(self) -> list[str]:
         return self.config.get("dataset", {}).get("class_names") or [str(i) for i in range(10)]
 

@@ -176,12 +176,10 @@ def evaluate_model(model, images_u8: torch.Tensor, *, iw_samples: int = 100, see
 
 def evaluation_images(ckpt, split: str = "test", data_root=None, limit: int | None = None) -> tuple[torch.Tensor, bool]:
     """The split the checkpoint is scored on, binarized as its training was: (uint8 images, binarized)."""
-    data = load_dataset(ckpt.dataset, split, data_root, download=False)
-    images = data.images[:limit] if limit else data.images
-    binarized = ckpt.config.get("training", {}).get("binarize", "none") != "none"
-    if binarized:
-        images = binarize_split(data.images, split)[:limit] if limit else binarize_split(data.images, split)
-    return images, binarized
+    images = load_dataset(ckpt.dataset, split, data_root, download=False).images
+    if ckpt.binarized:
+        images = binarize_split(images, split)  # the whole split, then the limit: the same pixels as the cache
+    return (images[:limit] if limit else images), ckpt.binarized
 
 
 def evaluate_checkpoint(folder, *, split: str = "test", data_root=None, limit: int | None = None,

@@ -135,7 +135,7 @@ def encode_dataset(ckpt: Checkpoint, split: str = "test", data_root=None, cache_
         return cached
     data = load_dataset(ckpt.dataset, split, data_root, download=False)
     images = data.images
-    if ckpt.config.get("dataset", {}).get("binarize", "none") != "none":
+    if ckpt.binarized:
         # models trained on binarized data see the fixed-seed binarized split, as in training
         images = binarize_split(images, split)
     mu, logvar = encode_images(ckpt.model, images, progress=progress)
