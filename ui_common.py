@@ -11,7 +11,7 @@ import streamlit as st
 
 from vae_core import VaeError
 from vae_core.catalog import DEFAULT_MODEL, ModelEntry, list_models
-from vae_core.checkpoint import load_checkpoint
+from vae_core.checkpoint import checkpoint_hash, load_checkpoint
 from vae_core.data import dataset_available, load_dataset
 from vae_core.device import describe_device, resolve_device
 from vae_core.images import png_bytes
@@ -120,7 +120,11 @@ def sidebar_model_picker() -> ModelEntry | None:
     entry = by_key[key]
     st.sidebar.caption(entry.label)
     from vae_core.evaluate import read_metrics
-    if (m := read_metrics(entry.path)) and m.get("nll") is not None:
+    try:  # scores written for other weights in this folder are not shown as this model's
+        m = read_metrics(entry.path, checkpoint_hash(entry.path))
+    except VaeError:
+        m = None
+    if m and m.get("nll") is not None:
         st.sidebar.caption(f"NLL {m['nll']:.2f} nats (IWAE, K={m.get('iw_samples')}, {m.get('images')} images) · "
                            f"{m.get('active_units')}/{entry.latent_dim} active units · details on Compare")
     if st.session_state.get("model_key") != key:

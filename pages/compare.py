@@ -35,7 +35,7 @@ else:
             problems.append(f"{k}: {e}")
     for p in problems:
         st.error(f"Cannot load {p}")
-    metrics = {k: read_metrics(entries[k].path) for k in ckpts}
+    metrics = {k: read_metrics(entries[k].path, ckpts[k].hash) for k in ckpts}
 
     st.subheader("Metrics")
     st.dataframe(metrics_rows({k: (ckpts[k].model.latent_dim, metrics[k]) for k in ckpts}), hide_index=True)
@@ -100,7 +100,7 @@ else:
         st.plotly_chart(training_curves_figure({k: v for k, v in curves.items() if v}, key), key="compare_curves")
     no_curve = [k for k, v in curves.items() if not v]
     if no_curve:
-        st.caption(f"No per-epoch log for {', '.join(no_curve)} (shipped models keep only their last epoch).")
+        st.caption(f"No per-epoch log (metrics.jsonl) for {', '.join(no_curve)}.")
 
 st.divider()
 st.subheader("Sweeps")

@@ -2,7 +2,8 @@
 
     python scripts/ship_model.py runs/z2 mnist-z2 [--data-root ../shared/datasets]
 
-Copies model.safetensors and config.json (nothing else), encodes the test split
+Copies model.safetensors, config.json and metrics.jsonl (the per-epoch log, ~10 KB,
+which the Compare page draws as training curves), encodes the test split
 into cache/<hash>/ (the app then works with no dataset), measures how well the
 classes separate in latent space (5-NN accuracy of the test-set means, 3-fold
 cross-validation) and the active units, and records both under "evaluation" in
@@ -35,8 +36,9 @@ def main():
     if size > MAX_BYTES:
         sys.exit(f"{src}/model.safetensors is {size / 2**20:.1f} MB; shipped models must be <= 8 MB.")
     dst.mkdir(parents=True, exist_ok=True)
-    for f in ("model.safetensors", "config.json"):
+    for f in ("model.safetensors", "config.json", "metrics.jsonl"):
         shutil.copy2(src / f, dst / f)
+    (dst / "metrics.json").unlink(missing_ok=True)  # another model's scores; vae_core.evaluate writes it anew
     ck = load_checkpoint(dst)
     lat = encode_dataset(ck, "test", data_root=args.data_root, cache_root=REPO / "cache")
     import torch

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from tests.conftest import REPO
-from vae_core.checkpoint import load_checkpoint
+from vae_core.checkpoint import checkpoint_hash, load_checkpoint
 from vae_core.evaluate import (METRIC_KEYS, collapsed, evaluate_checkpoint, evaluate_model, iwae_log_likelihood,
                                main, mutual_information, read_metrics)
 from vae_core.train import TrainConfig, train
@@ -117,6 +117,8 @@ def test_cli_writes_metrics_json_and_prints_json(data_root, tmp_path, capsys):
     assert printed["binarized"] is True and printed["images"] == 100 and printed["iw_samples"] == 20
     assert len(printed["kl_per_dim"]) == 8
     assert read_metrics(folder) == printed  # saved beside the checkpoint
+    assert read_metrics(folder, checkpoint_hash(folder)) == printed
+    assert read_metrics(folder, "0123456789abcdef") is None  # scores of other weights are not this model's
     assert not list(folder.glob(".metrics.json.*"))  # no temporary file left
 
 

@@ -62,6 +62,18 @@ def test_shipped_metrics_json_is_consistent(name):
     assert m["nll"] <= m["neg_elbo"] and m["active_units"] <= SHIPPED[name][1]
 
 
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_shipped_training_log_is_the_models_own(name):
+    """metrics.jsonl (Compare's training curves) is the run that made these weights: one line per
+    epoch, ending on the last-epoch metrics recorded in config.json."""
+    from vae_core.jobs import read_metrics
+    ck = load_checkpoint(REPO / "checkpoints" / name)
+    log = read_metrics(REPO / "checkpoints" / name)
+    assert [r["epoch"] for r in log] == list(range(1, ck.config["training"]["epochs"] + 1))
+    assert log[-1]["test_loss"] == ck.config["metrics"]["test_loss"]
+    assert log[-1]["kl_per_dim"] == ck.config["metrics"]["kl_per_dim"]
+
+
 def test_the_likelihood_model_follows_burda_et_al():
     """mnist-bin-z50: trained on dynamically binarized MNIST, scored on the binarized test set with K = 5000."""
     from vae_core.evaluate import read_metrics

@@ -203,13 +203,20 @@ def evaluate_checkpoint(folder, *, split: str = "test", data_root=None, limit: i
     return result
 
 
-def read_metrics(folder) -> dict | None:
-    """metrics.json of a checkpoint folder, or None when absent or unreadable."""
+def read_metrics(folder, checkpoint: str | None = None) -> dict | None:
+    """metrics.json of a checkpoint folder, or None when absent or unreadable.
+
+    With checkpoint (the weights' content hash) given, scores written for other
+    weights (a run retrained into the same folder) count as absent, not as this
+    model's numbers.
+    """
     try:
         data = json.loads((Path(folder) / "metrics.json").read_text())
     except (OSError, ValueError):
         return None
-    return data if isinstance(data, dict) else None
+    if not isinstance(data, dict) or (checkpoint is not None and data.get("checkpoint") != checkpoint):
+        return None
+    return data
 
 
 def collapsed(metrics: dict, latent_dim: int) -> str | None:
