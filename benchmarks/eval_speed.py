@@ -26,20 +26,13 @@ sys.path.insert(0, str(REPO))
 def nll_timed(model, images, k: int) -> tuple[float, float]:
     """(mean NLL, decodes per second) for uint8 images, K samples each, seed 0."""
     from vae_core.data import to_float
-    from vae_core.evaluate import iwae_log_likelihood
+    from vae_core.evaluate import bernoulli_log_lik, iwae_log_likelihood
     x = to_float(images, "cpu")
-    flat = x.flatten(1)
     with torch.no_grad():
         mu, logvar = model.encode(x)
-
-        def log_lik(z):
-            s, b, d = z.shape
-            logits = model.decode(z.reshape(s * b, d)).float().reshape(s, b, -1)
-            return -torch.nn.functional.binary_cross_entropy_with_logits(
-                logits, flat.expand(s, b, -1), reduction="none").sum(-1)
-
         t = time.perf_counter()
-        nll = -iwae_log_likelihood(mu.float(), logvar.float(), log_lik, k, generator=torch.Generator().manual_seed(0))
+        nll = -iwae_log_likelihood(mu.float(), logvar.float(), bernoulli_log_lik(model, x), k,
+                                   generator=torch.Generator().manual_seed(0))
         seconds = time.perf_counter() - t
     return float(nll.mean()), images.shape[0] * k / seconds
 

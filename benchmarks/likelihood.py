@@ -13,7 +13,7 @@ scripts/ship_model.py).
 Without it, the checkpoints given (default: the shipped checkpoints/mnist-bin-z50
 plus runs/bin-z2 and runs/bin-z16 when they exist) are scored by vae_core.evaluate.
 --limit scores the first N test images only (the full set with K = 5000 is 50
-million decoder passes: 343 s per 500 images, so about two hours, on 2 CPU cores).
+million decoder passes: about 50 minutes on 2 CPU cores, see benchmarks/eval_speed.py).
 """
 from __future__ import annotations
 

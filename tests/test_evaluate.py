@@ -8,8 +8,8 @@ import torch
 
 from tests.conftest import REPO
 from vae_core.checkpoint import checkpoint_hash, load_checkpoint
-from vae_core.evaluate import (METRIC_KEYS, collapsed, evaluate_checkpoint, evaluate_model, iwae_log_likelihood,
-                               main, mutual_information, read_metrics)
+from vae_core.evaluate import (METRIC_KEYS, bernoulli_log_lik, collapsed, evaluate_checkpoint, evaluate_model,
+                               iwae_log_likelihood, main, mutual_information, read_metrics)
 from vae_core.train import TrainConfig, train
 
 
@@ -102,13 +102,8 @@ def test_channels_last_scoring_gives_the_numbers_of_the_model_as_trained(test_im
     with torch.no_grad():
         for model in (plain, last):
             mu, logvar = model.encode(x)
-
-            def log_lik(z, model=model):
-                s, b, d = z.shape
-                logits = model.decode(z.reshape(s * b, d)).reshape(s, b, -1)
-                return -torch.nn.functional.binary_cross_entropy_with_logits(
-                    logits, x.flatten(1).expand(s, b, -1), reduction="none").sum(-1)
-            out.append(iwae_log_likelihood(mu, logvar, log_lik, 200, generator=torch.Generator().manual_seed(3)))
+            out.append(iwae_log_likelihood(mu, logvar, bernoulli_log_lik(model, x), 200,
+                                           generator=torch.Generator().manual_seed(3)))
     assert torch.allclose(out[0], out[1], atol=1e-3), (out[0] - out[1]).abs().max()
 
 

@@ -82,6 +82,19 @@ def iwae_log_likelihood(mu: torch.Tensor, logvar: torch.Tensor, log_lik, k: int,
     return torch.logsumexp(torch.cat(log_w), dim=0) - math.log(k)
 
 
+def bernoulli_log_lik(model, x: torch.Tensor):
+    """log_lik for iwae_log_likelihood: z (S, B, D) -> log p(x|z) (S, B) under the model's
+    Bernoulli decoder, for the images x (B, 1, 28, 28) with targets in [0, 1]."""
+    flat = x.flatten(1)
+
+    def log_lik(z):
+        s, b, d = z.shape
+        logits = model.decode(z.reshape(s * b, d)).float().reshape(s, b, -1)
+        return -torch.nn.functional.binary_cross_entropy_with_logits(
+            logits, flat.expand(s, b, -1), reduction="none").sum(-1)
+    return log_lik
+
+
 def mutual_information(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None,
                        chunk: int = 256) -> float:
     """I(x;z) = E_x E_q(z|x)[log q(z|x)] - E_q(z)[log q(z)] over these N posteriors.
@@ -164,16 +177,8 @@ def evaluate_model(model, images_u8: torch.Tensor, *, iw_samples: int = 100, see
     nll = []
     for i in range(0, n, iw_batch):
         x = to_float(images_u8[i:i + iw_batch], device)
-        flat = x.flatten(1)
-
-        def log_lik(z, flat=flat):
-            s, b, d = z.shape
-            logits = model.decode(z.reshape(s * b, d)).float().reshape(s, b, -1)
-            return -torch.nn.functional.binary_cross_entropy_with_logits(
-                logits, flat.expand(s, b, -1), reduction="none").sum(-1)
-
-        nll.append(-iwae_log_likelihood(mu_all[i:i + iw_batch], lv_all[i:i + iw_batch], log_lik, iw_samples,
-                                        generator=g))
+        nll.append(-iwae_log_likelihood(mu_all[i:i + iw_batch], lv_all[i:i + iw_batch], bernoulli_log_lik(model, x),
+                                        iw_samples, generator=g))
         if progress:
             progress(min(1.0, (i + iw_batch) / n))
     out["nll"] = float(torch.cat(nll).mean())
