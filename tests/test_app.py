@@ -243,6 +243,20 @@ def test_every_shipped_model_renders_every_page():
             no_errors(at)
 
 
+def test_the_sidebar_shows_the_models_nll_only_for_its_own_weights(tmp_path, monkeypatch):
+    import json
+    import shutil
+    at = app("mnist-bin-z50")
+    m = json.loads((REPO / "checkpoints" / "mnist-bin-z50" / "metrics.json").read_text())
+    assert any(f"NLL {m['nll']:.2f} nats" in c.value for c in at.sidebar.caption)
+    # a run whose metrics.json was written for other weights (retrained in place) shows none
+    monkeypatch.setenv("VAE_RUNS_DIR", str(tmp_path))
+    shutil.copytree(REPO / "checkpoints" / "mnist-z2", tmp_path / "retrained")
+    shutil.copy(REPO / "checkpoints" / "mnist-bin-z50" / "metrics.json", tmp_path / "retrained")
+    at = app("runs/retrained")
+    assert not any("NLL" in c.value for c in at.sidebar.caption)
+
+
 def test_a_damaged_run_in_the_picker_gives_a_message_not_a_traceback(tmp_path, monkeypatch):
     import shutil
     monkeypatch.setenv("VAE_RUNS_DIR", str(tmp_path))
