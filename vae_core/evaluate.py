@@ -31,7 +31,6 @@ The result is saved beside the checkpoint as metrics.json (atomic write).
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import math
 import sys
@@ -44,6 +43,7 @@ import torch
 from vae_core import VaeError
 from vae_core.checkpoint import atomic_write_json, load_checkpoint
 from vae_core.data import binarize_split, load_dataset, to_float
+from vae_core.device import cpu_fast_layout
 from vae_core.geometry import twonn_dimension
 from vae_core.losses import active_units, kl_per_dim, recon_bce
 
@@ -130,11 +130,7 @@ def evaluate_model(model, images_u8: torch.Tensor, *, iw_samples: int = 100, see
         raise VaeError("Evaluation needs at least 3 images.")
     model.eval()
     device = next(model.parameters()).device
-    if device.type == "cpu":
-        # oneDNN's (transposed) convolutions run 2.5-3.5x faster here on channels-last
-        # weights (benchmarks/eval_speed.py); the logits agree to 1e-4. A copy, so the
-        # caller's model (the app's cached one) keeps its layout.
-        model = copy.deepcopy(model).to(memory_format=torch.channels_last)
+    model = cpu_fast_layout(model, device, keep_original=True)  # the caller's (the app's cached) model stays as is
     g = torch.Generator(device=device).manual_seed(seed)
     variational = model.variational
 
