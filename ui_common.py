@@ -131,7 +131,9 @@ def sidebar_model_picker() -> ModelEntry | None:
     except (OSError, VaeError):
         m = None
     if m and m.get("nll") is not None:
-        st.sidebar.caption(f"NLL {m['nll']:.2f} nats (IWAE, K={m.get('iw_samples')}, {m.get('images')} images) · "
+        n = m.get("images")
+        st.sidebar.caption(f"NLL {m['nll']:.2f} nats (IWAE, K={m.get('iw_samples')}, "
+                           f"{f'{n:,}' if isinstance(n, int) else n} images) · "
                            f"{m.get('active_units')}/{entry.latent_dim} active units · details on Compare")
     if st.session_state.get("model_key") != key:
         # a new model: take z from the URL on first load (a copied link), else start at 0

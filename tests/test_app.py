@@ -248,7 +248,8 @@ def test_the_sidebar_shows_the_models_nll_only_for_its_own_weights(tmp_path, mon
     import shutil
     at = app("mnist-bin-z50")
     m = json.loads((REPO / "checkpoints" / "mnist-bin-z50" / "metrics.json").read_text())
-    assert any(f"NLL {m['nll']:.2f} nats" in c.value for c in at.sidebar.caption)
+    assert any(f"NLL {m['nll']:.2f} nats (IWAE, K=5000, {m['images']:,} images)" in c.value
+               for c in at.sidebar.caption)
     # a run whose metrics.json was written for other weights (retrained in place) shows none
     monkeypatch.setenv("VAE_RUNS_DIR", str(tmp_path))
     shutil.copytree(REPO / "checkpoints" / "mnist-z2", tmp_path / "retrained")
