@@ -131,9 +131,8 @@ def sidebar_model_picker() -> ModelEntry | None:
     except (OSError, VaeError):
         m = None
     if m and m.get("nll") is not None:
-        n = m.get("images")
-        st.sidebar.caption(f"NLL {m['nll']:.2f} nats (IWAE, K={m.get('iw_samples')}, "
-                           f"{f'{n:,}' if isinstance(n, int) else n} images) · "
+        from vae_core.compare import image_count
+        st.sidebar.caption(f"NLL {m['nll']:.2f} nats (IWAE, K={m.get('iw_samples')}, {image_count(m)} images) · "
                            f"{m.get('active_units')}/{entry.latent_dim} active units · details on Compare")
     if st.session_state.get("model_key") != key:
         # a new model: take z from the URL on first load (a copied link), else start at 0

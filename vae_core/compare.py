@@ -26,10 +26,16 @@ def metrics_rows(models: dict[str, tuple[int, dict | None]]) -> list[dict]:
             if key == "mutual_info" and v is not None and m.get("mi_samples") and v >= math.log(m["mi_samples"]) - 0.01:
                 row[title] = "≥ " + row[title]  # at the estimator's cap, log N
         row["protocol"] = "not evaluated" if m is None else \
-            f"{m.get('images')} {m.get('split')} images{', binarized' if m.get('binarized') else ''}, K={m.get('iw_samples')}"
+            f"{image_count(m)} {m.get('split')} images{', binarized' if m.get('binarized') else ''}, K={m.get('iw_samples')}"
         row["collapsed"] = "" if m is None else (collapsed(m, dim) or "")
         rows.append(row)
     return rows
+
+
+def image_count(m: dict) -> str:
+    """How many images a metrics.json was scored on, written for people: 10,000."""
+    n = m.get("images")
+    return f"{n:,}" if isinstance(n, int) else str(n)
 
 
 def shared_z(latent_dim: int, n: int = 8, seed: int = 0) -> np.ndarray:
