@@ -11,7 +11,7 @@ import streamlit as st
 
 from vae_core import VaeError
 from vae_core.catalog import DEFAULT_MODEL, ModelEntry, list_models
-from vae_core.checkpoint import WEIGHTS, checkpoint_hash, load_checkpoint
+from vae_core.checkpoint import WEIGHTS, load_checkpoint
 from vae_core.data import dataset_available, load_dataset
 from vae_core.device import describe_device, resolve_device
 from vae_core.images import png_bytes
@@ -25,12 +25,6 @@ DISPLAY = 420  # px: the scatter and the decoded image share this size
 def get_checkpoint(path: str, mtime_ns: int):
     """One loaded model per checkpoint file version, shared by all sessions (eval, no grad)."""
     return load_checkpoint(path, resolve_device("auto"))
-
-
-@st.cache_data(show_spinner=False, max_entries=64)
-def weights_hash(path: str, mtime_ns: int) -> str:
-    """The checkpoint's content hash, read once per file version (not on every rerun)."""
-    return checkpoint_hash(path)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -127,7 +121,8 @@ def sidebar_model_picker() -> ModelEntry | None:
     st.sidebar.caption(entry.label)
     from vae_core.evaluate import read_metrics
     try:  # scores written for other weights in this folder are not shown as this model's
-        m = read_metrics(entry.path, weights_hash(str(entry.path), (entry.path / WEIGHTS).stat().st_mtime_ns))
+        # the page loads this same cached checkpoint next; its hash was taken as it was read
+        m = read_metrics(entry.path, get_checkpoint(str(entry.path), (entry.path / WEIGHTS).stat().st_mtime_ns).hash)
     except (OSError, VaeError):
         m = None
     if m and m.get("nll") is not None:
