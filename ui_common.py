@@ -17,6 +17,13 @@ from vae_core.device import describe_device, resolve_device
 from vae_core.images import png_bytes
 from vae_core.latents import encode_dataset, load_cached_latents
 
+def public_mode() -> bool:
+    """VAE_PUBLIC=1: a shared demo. The explorer pages only: no Train page, nothing that
+    starts, cancels or deletes a job, writes beside a model or names a server path."""
+    import os
+    return os.environ.get("VAE_PUBLIC", "") not in ("", "0")
+
+
 Z_RANGE = 4.0  # sliders span [-4, 4]: the prior's +-4 sigma
 DISPLAY = 420  # px: the scatter and the decoded image share this size
 
