@@ -5,13 +5,16 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from vae_core import VaeError
 from vae_core.catalog import list_models
 from vae_core.checkpoint import load_checkpoint
-from vae_core.jobs import cancel_job, delete_job, job_folder, read_status, refresh, start_job, wait_job
+from vae_core.jobs import (_process_alive, cancel_job, delete_job, job_folder, job_settings, job_summary, main,
+                           read_status, refresh, start_job, wait_job)
+from vae_core.train import TrainConfig
 
 TINY = ["--dataset", "digits", "--limit", "300", "--device", "cpu"]
 LONG = ["--dataset", "digits", "--epochs", "500", "--batch-size", "32", "--device", "cpu"]
@@ -33,6 +36,15 @@ def _wait_for(pred, timeout=120.0, what="condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def _proc_state(pid):
+    """The /proc state letter of pid ("Z" for a zombie), or None once it is gone (reaped)."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return None
+    return next(line.split()[1] for line in text.splitlines() if line.startswith("State:"))
+
+
 def _epochs_done(folder):
     try:
         return len((folder / "metrics.jsonl").read_text().splitlines())
@@ -48,6 +60,7 @@ def test_a_job_runs_to_done_and_becomes_a_model(runs):
     ck = load_checkpoint(folder)
     assert ck.config["metrics"]["epoch"] == 2
     assert status["progress"]["epoch"] == 2 and status["started"] and status["ended"] and status["pid"]
+    assert _proc_state(status["pid"]) is None  # wait_job reaped the job it launched: no zombie left
     assert "epoch 2:" in (folder / "log.txt").read_text()
     assert f"runs/{job}" in [m.key for m in list_models()]  # offered by the sidebar picker
     from vae_core.latents import load_cached_latents
@@ -134,3 +147,71 @@ def test_delete_is_refused_while_running(runs):
     cancel_job(job)
     delete_job(job)
     assert not (runs / job).exists()
+
+
+def test_job_settings_read_the_flags_and_fill_in_the_train_defaults():
+    d = TrainConfig()
+    status = {"args": ["--dataset", "digits", "--beta=0.5", "--epochs", "3", "--out", "runs/x"]}
+    assert job_settings(status) == dict(dataset="digits", model=d.model, latent_dim=d.latent_dim, beta=0.5, epochs=3)
+    assert job_summary(status) == f"digits · {d.model} · z={d.latent_dim} · β=0.5 · 3 epochs"
+    assert job_summary({"args": ["--model", "conv-ae", "--latent-dim", "16", "--beta", "0", "--epochs", "1"]}) \
+        == f"{d.dataset} · conv-ae · z=16 · β=0 · 1 epoch"
+    for unreadable in ({}, {"args": None}, {"args": ["--latent-dim", "two"]}):
+        assert job_settings(unreadable) == {} and job_summary(unreadable) == "settings unknown"
+
+
+def test_a_cancelled_job_is_reaped(runs):
+    job = start_job(LONG)
+    folder = job_folder(job)
+    _wait_for(lambda: read_status(folder)["progress"]["step"] > 0, what="a training step")
+    pid = read_status(folder)["pid"]
+    assert cancel_job(job)["state"] == "cancelled"
+    assert _proc_state(pid) is None  # not a zombie waiting for this process to exit
+
+
+def test_a_finished_job_is_reaped_by_the_next_refresh(runs):
+    job = start_job(TINY + ["--epochs", "1"])
+    folder = job_folder(job)
+    _wait_for(lambda: [j for j in refresh() if j["id"] == job][0]["state"] == "done", timeout=180, what="done")
+    pid = read_status(folder)["pid"]
+    # the job exits just after writing "done"; a later refresh (the Train page polls) collects it
+    _wait_for(lambda: refresh() and _proc_state(pid) is None, timeout=30, what="the job reaped")
+
+
+def test_a_job_launched_by_another_process_is_cancelled_all_the_same(runs):
+    env = {**os.environ, "VAE_RUNS_DIR": str(runs)}
+    job = subprocess.run([sys.executable, "-m", "vae_core.jobs", "start"] + LONG, env=env, capture_output=True,
+                         text=True, timeout=120).stdout.strip()
+    folder = job_folder(job)
+    pid = read_status(folder)["pid"]
+    assert cancel_job(job)["state"] == "cancelled"  # not our child: nothing to reap, nothing to trip over
+    assert not _process_alive(pid, folder)
+
+
+def test_runs_dir_may_come_before_or_after_the_subcommand(tmp_path, monkeypatch, cache_root, capsys):
+    decoy = tmp_path / "decoy"  # where a job would land if --runs-dir were ignored
+    monkeypatch.setenv("VAE_RUNS_DIR", str(decoy))
+    runs = tmp_path / "runs"
+
+    def cli(*argv):
+        rc = main([str(a) for a in argv])
+        return rc, capsys.readouterr().out.strip()
+
+    rc, first = cli("start", "--runs-dir", runs, *TINY, "--epochs", "1")
+    assert rc == 0 and (runs / first / "status.json").is_file()
+    rc, second = cli("start", *TINY, "--epochs", "1", f"--runs-dir={runs}")
+    assert rc == 0 and (runs / second / "status.json").is_file()
+    assert cli("wait", first, "--runs-dir", runs, "--timeout", "180")[0] == 0
+    assert cli("--runs-dir", runs, "wait", second, "--timeout", "180")[0] == 0
+    rc, listed = cli("list", f"--runs-dir={runs}")
+    summary = job_summary(read_status(runs / first))
+    assert rc == 0 and f"{first}  done" in listed and f"{second}  done" in listed and summary in listed
+    assert summary.startswith("digits · ")
+    assert cli("status", first, "--runs-dir", runs) == (0, next(x for x in listed.splitlines() if first in x))
+    assert cli("cancel", "--runs-dir", runs, first)[0] == 0  # a done job stays done
+    assert cli("delete", first, "--runs-dir", runs)[0] == 0 and cli("--runs-dir", runs, "delete", second)[0] == 0
+    assert not [p for p in runs.iterdir() if p.is_dir()] and not decoy.exists()
+    # the reported case, as a real command: the flag after the subcommand is not a training flag
+    bad = subprocess.run([sys.executable, "-m", "vae_core.jobs", "start", "--runs-dir", str(runs), "--dataset",
+                          "digits", "--beta", "-2"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "--beta must be" in bad.stderr, bad.stderr

@@ -6,7 +6,7 @@
     python -m vae_core.jobs cancel ID
     python -m vae_core.jobs wait ID [--timeout S]                 # exit 0 when done
     python -m vae_core.jobs delete ID
-  (all take --runs-dir; default $VAE_RUNS_DIR, else ./runs)
+  (all take --runs-dir, before or after the subcommand; default $VAE_RUNS_DIR, else ./runs)
 
 A job is <runs>/<id>/, the run folder of `python -m vae_core.train` plus
 status.json (state, pid, device, times, progress, error) and log.txt. The job
@@ -18,6 +18,12 @@ Scheduling has no daemon: a job that ends starts the next queued one itself (so
 the queue drains with no page open), and every manager call (start, list,
 status, cancel, wait) also schedules, which covers a job killed with -9. At most
 one job per GPU and VAE_CPU_JOBS (default 1) CPU jobs run at once.
+
+A process that launches a job is its parent and must collect its exit status,
+or the finished job lingers as a zombie until that process ends (for the app,
+until it stops). So each manager keeps the Popen of the jobs it launched and
+reaps them on every refresh, cancel and wait; a job launched by another
+process is not our child, and its own parent (or init) reaps it.
 """
 from __future__ import annotations
 
@@ -169,6 +175,38 @@ def settings_to_flags(settings: dict) -> list[str]:
     return flags
 
 
+def job_settings(status: dict) -> dict:
+    """What a job trains, from its training flags: dataset, model, latent_dim, beta, epochs.
+
+    The flags go through vae_core.train's own parser, so a flag left out reads as
+    the train CLI's default and there is no second copy of those defaults here.
+    {} when the flags cannot be read (a status.json written by hand or elsewhere).
+    """
+    from vae_core.train import build_parser
+    if not isinstance(status.get("args"), list):
+        return {}
+    parser = build_parser()
+    parser.error = _refuse  # raise instead of printing usage and exiting: this runs inside the app
+    try:
+        args, _ = parser.parse_known_args([str(a) for a in status["args"]])
+    except (ValueError, TypeError):
+        return {}
+    return dict(dataset=args.dataset, model=args.model, latent_dim=args.latent_dim, beta=args.beta,
+                epochs=args.epochs)
+
+
+def _refuse(message: str):
+    raise ValueError(message)
+
+
+def job_summary(status: dict) -> str:
+    """One line for a job row: "digits · conv-vae · z=2 · β=0.5 · 3 epochs"."""
+    s = job_settings(status)
+    if not s:
+        return "settings unknown"
+    return f"{s['dataset']} · {s['model']} · z={s['latent_dim']} · β={s['beta']:g} · {s['epochs']} epoch" + "s" * (s["epochs"] != 1)
+
+
 def read_metrics(folder) -> list[dict]:
     """metrics.jsonl as a list (a line being written is skipped)."""
     out = []
@@ -204,6 +242,28 @@ def latest_grids(folder) -> dict:
 
 # ---------------------------------------------------------------- manager side
 
+# The job processes this process launched, by pid. Only a parent can reap its
+# child; without this, a job that ends stays a zombie until we exit.
+_children: dict[int, subprocess.Popen] = {}
+
+
+def _reap() -> None:
+    """Collect the exit status of every job we launched that has ended (poll: never blocks)."""
+    for pid, proc in list(_children.items()):
+        if proc.poll() is not None:
+            _children.pop(pid, None)
+
+
+def _reap_job(pid: int | None, timeout: float) -> None:
+    """Wait up to timeout for our job pid to exit, and collect it; another process's job is left alone."""
+    proc = _children.get(pid)
+    if proc is None:
+        return
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout)
+        _children.pop(pid, None)
+
+
 def start_job(train_args: list[str], runs=None) -> str:
     """Validate the training flags, create a queued job and schedule. Returns the job id.
 
@@ -233,6 +293,7 @@ def start_job(train_args: list[str], runs=None) -> str:
 def refresh(runs=None) -> list[dict]:
     """All jobs, oldest first; running jobs whose process is gone become failed (with the log tail)."""
     root = default_runs_dir(runs)
+    _reap()
     jobs = []
     if not root.is_dir():
         return jobs
@@ -285,6 +346,7 @@ def _launch(folder: Path, running: list[dict]) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "vae_core.jobs", "_run", str(folder)], stdout=log,
                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, env=env)
     log.close()
+    _children[proc.pid] = proc
     update_status(folder, only_if_state=("queued",), state="running", pid=proc.pid, started=_now(), gpu=gpu)
 
 
@@ -305,6 +367,7 @@ def cancel_job(job_id: str, runs=None, grace_s: float = CANCEL_GRACE_S) -> dict:
     if _process_alive(pid, folder):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
+    _reap_job(pid, timeout=5.0)  # it has exited or been killed: collect it now, not at the next refresh
     update_status(folder, only_if_state=("running",), state="cancelled", ended=_now())
     schedule(runs)
     return read_status(folder)
@@ -316,7 +379,11 @@ def wait_job(job_id: str, runs=None, timeout: float | None = None) -> dict:
     while True:
         schedule(runs)
         status = read_status(folder)
-        if status["state"] in FINAL or (deadline is not None and time.monotonic() > deadline):
+        if status["state"] in FINAL:
+            # the job writes its final state, then schedules and exits: collect it if it is ours
+            _reap_job(status.get("pid"), timeout=5.0)
+            return status
+        if deadline is not None and time.monotonic() > deadline:
             return status
         time.sleep(0.2)
 
@@ -380,7 +447,7 @@ def _run(folder: Path) -> int:
 def _format(job: dict) -> str:
     p = job.get("progress") or {}
     done = f"{p.get('epoch', 0):.1f}/{p.get('epochs', '?')} epochs"
-    line = f"{job['id']}  {job['state']:<9}  {job.get('device', '?'):<4}  {done}"
+    line = f"{job['id']}  {job['state']:<9}  {job.get('device', '?'):<4}  {done:<16}  {job_summary(job)}"
     return line + (f"\n    {job['error'].splitlines()[0]}" if job.get("error") else "")
 
 
@@ -389,13 +456,17 @@ def main(argv=None) -> int:
     if argv[:1] == ["_run"]:
         return _run(Path(argv[1]))
     p = argparse.ArgumentParser(prog="python -m vae_core.jobs", description="Background training jobs.")
-    p.add_argument("--runs-dir", default=None)
+    p.add_argument("--runs-dir", default=None, help="default $VAE_RUNS_DIR, else ./runs")
+    # Every subcommand takes --runs-dir too, so it may come before or after the subcommand;
+    # SUPPRESS keeps a subcommand that was not given it from resetting the value given before.
+    runs_flag = argparse.ArgumentParser(add_help=False)
+    runs_flag.add_argument("--runs-dir", default=argparse.SUPPRESS, help="default $VAE_RUNS_DIR, else ./runs")
     sub = p.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("start", help="start a job; the training flags of vae_core.train follow")
-    ls = sub.add_parser("list")
+    sub.add_parser("start", parents=[runs_flag], help="start a job; the training flags of vae_core.train follow")
+    ls = sub.add_parser("list", parents=[runs_flag])
     ls.add_argument("--json", action="store_true")
     for name in ("status", "cancel", "wait", "delete"):
-        sp = sub.add_parser(name)
+        sp = sub.add_parser(name, parents=[runs_flag])
         sp.add_argument("id")
         if name == "status":
             sp.add_argument("--json", action="store_true")
