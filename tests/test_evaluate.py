@@ -9,7 +9,7 @@ import torch
 from tests.conftest import REPO
 from vae_core.checkpoint import checkpoint_hash, load_checkpoint
 from vae_core.evaluate import (METRIC_KEYS, bernoulli_log_lik, collapsed, evaluate_checkpoint, evaluate_model,
-                               iwae_log_likelihood, main, mutual_information, read_metrics)
+                               iwae_log_likelihood, latent_use, main, mutual_information, read_metrics)
 from vae_core.train import TrainConfig, train
 
 
@@ -123,7 +123,22 @@ def test_a_collapsed_model_is_diagnosed(data_root, tmp_path, test_images):
     assert m["mutual_info"] < 0.05
     assert abs(m["shuffled_recon"] - m["recon"]) < 0.01 * m["recon"]
     assert m["nll"] <= m["neg_elbo"] + 0.1
-    assert "0/8 active units" in collapsed(m, 8)
+    reason = collapsed(m, 8)
+    assert "0/8 active units" in reason and "I(x;z)" in reason and "shuffling z" in reason
+    assert latent_use(m, 8) == "0/8 active"
+
+
+def test_using_some_of_the_latent_dims_is_not_collapse():
+    """mnist-bin-z50, the best likelihood here, uses 29 of its 50 dims: partial use, not collapse."""
+    m = json.loads((REPO / "checkpoints" / "mnist-bin-z50" / "metrics.json").read_text())
+    assert m["active_units"] == 29 and m["mutual_info"] > 7
+    assert collapsed(m, 50) is None
+    assert latent_use(m, 50) == "29/50 active"
+    # each sign of a posterior that says ~nothing about x is enough on its own
+    assert collapsed({**m, "active_units": 0}, 50) == "0/50 active units"
+    assert collapsed({**m, "mutual_info": 0.01}, 50) == "I(x;z) = 0.01 nats"
+    assert collapsed({**m, "shuffled_recon": 1.01 * m["recon"]}, 50) == "shuffling z costs 0.6 nats"
+    assert collapsed({**m, "active_units": 1, "mutual_info": None}, 50) is None  # I(x;z) not measured (an AE)
 
 
 def test_cli_writes_metrics_json_and_prints_json(data_root, tmp_path, capsys):

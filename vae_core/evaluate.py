@@ -26,7 +26,25 @@ the "likelihood" is the cross-entropy the loss uses, not a density of real image
 For autoencoders the terms that need a posterior (neg_elbo, kl, nll, kl_per_dim,
 mutual_info) are None.
 
-The result is saved beside the checkpoint as metrics.json (atomic write).
+The result is saved beside the checkpoint in metrics.json (atomic write), which keeps
+one entry per protocol, so a quick run never replaces a fuller one:
+
+    {"format": "vae-explorer-metrics", "version": 2,
+     "entries": [{...one result, as evaluate_checkpoint returns it...}, ...]}
+
+  protocol       (checkpoint hash, split, images, iw_samples K, binarized, seed): saving
+                 a result replaces the entry of the same protocol and keeps all others
+  order          most complete first: the test split before train, then more images,
+                 then larger K, then the newest (evaluated_at, UTC); read_metrics gives
+                 the first entry for these weights, read_all_metrics all of them
+  version 1      the older file, one flat result dict (the shipped checkpoints/*/
+                 metrics.json): read as a list of one entry, upgraded (entry kept) the
+                 next time a result is saved beside it
+  unreadable     a file that is not JSON or not in either format reads as absent; saving
+                 moves it aside to metrics.json.unreadable-<time> rather than over-
+                 writing it, so nobody's numbers are destroyed without a trace
+Two saves at the same instant can lose one entry (read, add, rename; no lock): the
+evaluations that matter take minutes, the window is milliseconds.
 """
 from __future__ import annotations
 
@@ -35,6 +53,8 @@ import json
 import math
 import sys
 import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +70,12 @@ from vae_core.losses import active_units, kl_per_dim, recon_bce
 METRIC_KEYS = ("neg_elbo", "recon", "kl", "nll", "kl_per_dim", "active_units", "mutual_info",
                "mse", "shuffled_recon", "twonn_dim")
 LOG_2PI = math.log(2 * math.pi)
+METRICS_FILE = "metrics.json"
+METRICS_FORMAT, METRICS_VERSION = "vae-explorer-metrics", 2
+PROTOCOL_KEYS = ("checkpoint", "split", "images", "iw_samples", "binarized", "seed")
+# collapse thresholds: below these the posterior says ~nothing about x
+MI_COLLAPSED = 0.05       # nats of I(x;z)
+SHUFFLE_COLLAPSED = 0.02  # extra reconstruction loss from another image's z, as a fraction of recon
 
 
 def log_normal(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -191,7 +217,7 @@ def evaluation_images(ckpt, split: str = "test", data_root=None, limit: int | No
 
 def evaluate_checkpoint(folder, *, split: str = "test", data_root=None, limit: int | None = None,
                         iw_samples: int = 100, seed: int = 0, save: bool = True, progress=None) -> dict:
-    """Load, score and (by default) write metrics.json beside the checkpoint."""
+    """Load, score and (by default) save the result into metrics.json beside the checkpoint."""
     folder = Path(folder)
     if limit is not None and limit < 3:
         raise VaeError(f"--limit must be at least 3, got {limit}.")
@@ -204,39 +230,136 @@ def evaluate_checkpoint(folder, *, split: str = "test", data_root=None, limit: i
     result.update({"checkpoint": ckpt.hash, "dataset": ckpt.dataset, "split": split, "images": int(images.shape[0]),
                    "iw_samples": iw_samples, "binarized": binarized, "seed": seed,
                    "latent_dim": ckpt.model.latent_dim, "kind": ckpt.model_config.kind,
-                   "seconds": round(time.time() - t0, 1)})
+                   "seconds": round(time.time() - t0, 1),
+                   "evaluated_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
     if save:
-        atomic_write_json(folder / "metrics.json", result)
+        save_metrics(folder, result)
     return result
 
 
-def read_metrics(folder, checkpoint: str | None = None) -> dict | None:
-    """metrics.json of a checkpoint folder, or None when absent or unreadable.
+# ---- metrics.json: one entry per protocol (format in the module docstring) -------------
 
-    With checkpoint (the weights' content hash) given, scores written for other
-    weights (a run retrained into the same folder) count as absent, not as this
-    model's numbers.
-    """
+def protocol(entry: dict) -> tuple:
+    """What makes two results comparable: the same weights scored the same way."""
+    return tuple(entry.get(k) for k in PROTOCOL_KEYS)
+
+
+def completeness(entry: dict) -> tuple:
+    """Sort key, larger = more complete: the test split, more images, larger K, newer."""
+    def number(v):
+        return v if isinstance(v, (int, float)) and not isinstance(v, bool) else 0
+    return (entry.get("split") == "test", number(entry.get("images")), number(entry.get("iw_samples")),
+            str(entry.get("evaluated_at") or ""))  # version-1 entries have no time: the oldest
+
+
+def _is_entry(e) -> bool:
+    return isinstance(e, dict) and isinstance(e.get("checkpoint"), str) and "recon" in e
+
+
+def _load_entries(path: Path) -> list[dict] | None:
+    """The entries of a metrics.json in either version; [] when there is none, None when it
+    cannot be read or is not ours (the caller must not take that for "no evaluations")."""
     try:
-        data = json.loads((Path(folder) / "metrics.json").read_text())
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return []
     except (OSError, ValueError):
         return None
-    if not isinstance(data, dict) or (checkpoint is not None and data.get("checkpoint") != checkpoint):
-        return None
-    return data
+    if isinstance(data, dict) and data.get("format") == METRICS_FORMAT:
+        entries = data.get("entries")
+        ok = data.get("version") == METRICS_VERSION and isinstance(entries, list) and all(map(_is_entry, entries))
+        return entries if ok else None  # a newer version is not guessed at
+    return [data] if _is_entry(data) else None  # version 1: one flat result
 
+
+def image_count(m: dict) -> str:
+    """How many images an evaluation scored, written for people: 10,000."""
+    n = m.get("images")
+    return f"{n:,}" if isinstance(n, int) else str(n)
+
+
+def read_all_metrics(folder, checkpoint: str | None = None) -> list[dict]:
+    """Every saved evaluation in a checkpoint folder, most complete first ([] when none or unreadable).
+
+    With checkpoint (the weights' content hash) given, scores written for other weights
+    (a run retrained into the same folder) are left out: they are not this model's numbers.
+    """
+    entries = _load_entries(Path(folder) / METRICS_FILE) or []
+    if checkpoint is not None:
+        entries = [e for e in entries if e["checkpoint"] == checkpoint]
+    return sorted(entries, key=completeness, reverse=True)
+
+
+def read_metrics(folder, checkpoint: str | None = None) -> dict | None:
+    """The most complete saved evaluation (what the sidebar and Compare show), or None."""
+    entries = read_all_metrics(folder, checkpoint)
+    return entries[0] if entries else None
+
+
+@dataclass
+class SavedMetrics:
+    path: Path
+    entries: list[dict]     # this checkpoint's evaluations after the save, most complete first
+    set_aside: Path | None  # where an unreadable metrics.json was moved, if there was one
+
+    def summary(self, entry: dict) -> str:
+        """Whether `entry` is now the evaluation the app shows, for the CLI's last line."""
+        n, best = len(self.entries), self.entries[0]
+        if protocol(best) != protocol(entry):
+            return (f"kept as one of {n} evaluations; the app shows the fuller K={best.get('iw_samples')}, "
+                    f"{image_count(best)}-image {best.get('split')} one")
+        return "the app shows it" + (f" (the fullest of {n} evaluations)" if n > 1 else "")
+
+
+def save_metrics(folder, entry: dict) -> SavedMetrics:
+    """Add `entry` to metrics.json, replacing only an entry of the same protocol (atomic write)."""
+    path = Path(folder) / METRICS_FILE
+    entries = _load_entries(path)
+    set_aside = None
+    try:
+        if entries is None:  # not ours or damaged: keep it under another name, do not overwrite it
+            set_aside = path.with_name(f"{METRICS_FILE}.unreadable-{datetime.now():%Y%m%d-%H%M%S}")
+            path.replace(set_aside)
+            entries = []
+        # the new entry first: the sort is stable, so it wins a tie with an older one
+        entries = sorted([entry] + [e for e in entries if protocol(e) != protocol(entry)],
+                         key=completeness, reverse=True)
+        atomic_write_json(path, {"format": METRICS_FORMAT, "version": METRICS_VERSION, "entries": entries})
+    except OSError as e:
+        raise VaeError(f"Cannot save the evaluation beside the checkpoint ({e.strerror}); "
+                       "check that the folder is writable.") from e
+    return SavedMetrics(path, [e for e in entries if e["checkpoint"] == entry["checkpoint"]], set_aside)
+
+
+# ---- collapse ----------------------------------------------------------------------------
 
 def collapsed(metrics: dict, latent_dim: int) -> str | None:
-    """Why a model looks collapsed, or None: fewer active units than dimensions, or a
-    shuffled-z ablation that costs under 2% of the reconstruction (z barely matters)."""
+    """Why a model's posterior looks collapsed (carries ~no information about x), or None.
+
+    Collapse is z being ignored: no active units, I(x;z) under MI_COLLAPSED nats (when
+    measured), or decoding from another image's z costing under SHUFFLE_COLLAPSED of the
+    reconstruction. Using only some dimensions is not collapse: a VAE with more latent
+    dims than it needs switches the rest off (Burda et al. 2015 count "active units"
+    for this reason); mnist-bin-z50, the best likelihood here, uses 29 of 50.
+    latent_use reports that neutrally.
+    """
     reasons = []
     au = metrics.get("active_units")
-    if au is not None and au < latent_dim:
-        reasons.append(f"{au}/{latent_dim} active units")
+    if au == 0:
+        reasons.append(f"0/{latent_dim} active units")
+    mi = metrics.get("mutual_info")
+    if mi is not None and mi < MI_COLLAPSED:
+        reasons.append(f"I(x;z) = {mi:.2f} nats")
     r, s = metrics.get("recon"), metrics.get("shuffled_recon")
-    if r and s is not None and (s - r) < 0.02 * abs(r):
+    if r and s is not None and (s - r) < SHUFFLE_COLLAPSED * abs(r):
         reasons.append(f"shuffling z costs {s - r:.1f} nats")
     return "; ".join(reasons) or None
+
+
+def latent_use(metrics: dict, latent_dim: int) -> str:
+    """How many latent dimensions the model uses: "29/50 active" ("—" when not measured)."""
+    au = metrics.get("active_units")
+    return "—" if au is None else f"{au}/{latent_dim} active"
 
 
 def format_table(m: dict) -> str:
@@ -277,21 +400,23 @@ def main(argv=None) -> int:
 
     try:
         m = evaluate_checkpoint(args.checkpoint, split=args.split, data_root=args.data_root, limit=args.limit,
-                                iw_samples=args.iw_samples, seed=args.seed, save=not args.no_save, progress=progress)
+                                iw_samples=args.iw_samples, seed=args.seed, save=False, progress=progress)
+        saved = None if args.no_save else save_metrics(args.checkpoint, m)
     except VaeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     finally:
         if bar is not None:
             bar.close()
+    if saved and saved.set_aside:
+        print(f"{saved.path} was not a readable metrics file; moved it to {saved.set_aside.name}", file=sys.stderr)
     if args.json:
         print(json.dumps(m))
     else:
         print(format_table(m))
-        print(f"{m['images']} images in {m['seconds']} s; saved {Path(args.checkpoint) / 'metrics.json'}"
-              if not args.no_save else f"{m['images']} images in {m['seconds']} s")
+        done = f"{m['images']} images in {m['seconds']} s"
+        print(f"{done}; saved {saved.path}, {saved.summary(m)}" if saved else done)
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())
