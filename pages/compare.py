@@ -4,11 +4,11 @@ from pathlib import Path
 
 import streamlit as st
 
-from ui_common import ensure_app, get_checkpoint, get_test_images, show_error, show_image
+from ui_common import ensure_app, get_checkpoint, get_test_images, public_mode, show_error, show_image
 from vae_core import VaeError
 from vae_core.catalog import list_models, runs_dir
-from vae_core.compare import find_sweeps, metrics_rows, shared_z
-from vae_core.evaluate import collapsed, evaluate_checkpoint, read_metrics
+from vae_core.compare import evaluations_rows, latent_badge, metrics_rows, named_sweeps, shared_z, text_width
+from vae_core.evaluate import collapsed, evaluate_checkpoint, read_all_metrics, save_metrics
 from vae_core.images import decode, reconstruct, tile
 from vae_core.jobs import read_metrics as epoch_metrics
 from vae_core.plots import sweep_nll_figure, sweep_rate_distortion_figure, training_curves_figure
@@ -35,31 +35,46 @@ else:
             problems.append(f"{k}: {e}")
     for p in problems:
         st.error(f"Cannot load {p}")
-    metrics = {k: read_metrics(entries[k].path, ckpts[k].hash) for k in ckpts}
+    saved = {k: read_all_metrics(entries[k].path, ckpts[k].hash) for k in ckpts}  # most complete first
+    metrics = {k: (saved[k] or [None])[0] for k in ckpts}
 
     st.subheader("Metrics")
-    st.dataframe(metrics_rows({k: (ckpts[k].model.latent_dim, metrics[k]) for k in ckpts}), hide_index=True)
+    table = metrics_rows({k: (ckpts[k].model.latent_dim, metrics[k]) for k in ckpts})
+    # sized to their longest value: left to itself the grid cut the protocol off mid-word
+    wide = {c: st.column_config.TextColumn(width=text_width([r[c] for r in table], c))
+            for c in ("protocol", "latent use")}
+    st.dataframe(table, hide_index=True, column_config=wide)
     badges = st.columns(len(ckpts))
+    icons = {"red": ":material/warning:", "green": ":material/check:", "blue": ":material/info:"}
     for col, k in zip(badges, ckpts):
-        m = metrics[k]
+        text, color = latent_badge(metrics[k], ckpts[k].model.latent_dim)
         with col:
-            if m is None:
-                st.badge(f"{k}: not evaluated", color="gray")
-            elif reason := collapsed(m, ckpts[k].model.latent_dim):
-                st.badge(f"{k}: collapsed — {reason}", icon=":material/warning:", color="red")
-            else:
-                st.badge(f"{k}: uses its latent", icon=":material/check:", color="green")
-    st.caption("NLL is importance-sampled (the IWAE bound); `python -m vae_core.evaluate --checkpoint DIR "
-               "--iw-samples 5000` gives Burda et al.'s protocol. \"collapsed\": fewer active units than "
-               "latent dims, or decoding from another image's z costs under 2% more reconstruction loss.")
+            st.badge(f"{k}: {text}", icon=icons.get(color), color=color)
+    st.caption("Each row shows the model's most complete saved evaluation (the test split, then the most images, "
+               "then the largest K, then the newest); compare NLLs only between rows of the same protocol. "
+               "NLL is importance-sampled (the IWAE bound); `python -m vae_core.evaluate --checkpoint DIR "
+               "--iw-samples 5000` gives Burda et al.'s protocol. \"collapsed\": the posterior carries almost no "
+               "information about the image: no active units, I(x;z) under 0.05 nats, or decoding from another "
+               "image's z costs under 2% more reconstruction loss. \"29/50 active\" is not a fault: a VAE switches "
+               "off the latent dims it does not need.")
+    if any(len(v) > 1 for v in saved.values()):
+        with st.expander(f"All saved evaluations ({sum(map(len, saved.values()))})"):
+            st.dataframe(evaluations_rows({k: v for k, v in saved.items() if v}), hide_index=True)
     missing = [k for k in ckpts if metrics[k] is None]
-    if missing:
+    if missing and public_mode():
+        # an evaluation writes beside the model and holds the CPU for minutes: not in a shared demo
+        st.caption(f"{', '.join(missing)} not evaluated; evaluation is off in this shared demo. "
+                   "Run `python -m vae_core.evaluate --checkpoint DIR` on your own machine.")
+    elif missing:
         if st.button(f"Evaluate {', '.join(missing)} (1,000 test images, K = 100)", icon=":material/calculate:"):
             for k in missing:
                 bar = st.progress(0.0, text=f"Evaluating {k}…")
                 try:
-                    evaluate_checkpoint(entries[k].path, limit=1000, iw_samples=100,
-                                        progress=lambda f, k=k, bar=bar: bar.progress(f, text=f"Evaluating {k}… {f:.0%}"))
+                    m = evaluate_checkpoint(
+                        entries[k].path, limit=1000, iw_samples=100, save=False,
+                        progress=lambda f, k=k, bar=bar: bar.progress(f, text=f"Evaluating {k}… {f:.0%}"))
+                    if aside := save_metrics(entries[k].path, m).set_aside:
+                        st.warning(f"{k}'s metrics.json could not be read; it was kept as {aside.name}.")
                 except VaeError as e:
                     show_error(e)
                 bar.empty()
@@ -104,7 +119,8 @@ else:
 
 st.divider()
 st.subheader("Sweeps")
-sweeps = find_sweeps(runs_dir(), Path(__file__).resolve().parent.parent / "benchmarks")
+# short names ("runs/sweep", "benchmarks/sweep-default"): the picker never shows a server path
+sweeps = named_sweeps({"runs": runs_dir(), "benchmarks": Path(__file__).resolve().parent.parent / "benchmarks"})
 if not sweeps:
     st.info("No sweep results yet. Run `python -m vae_core.sweep --out runs/sweep` (the default grid takes "
             "under 30 minutes on 2 CPU cores); its results.json shows up here.")
@@ -113,7 +129,7 @@ else:
     try:
         rows = json.loads(sweeps[where].read_text())
     except (OSError, ValueError) as e:
-        st.error(f"{sweeps[where]} cannot be read: {e}")
+        st.error(f"{where}/results.json cannot be read ({e.strerror if isinstance(e, OSError) else e}).")
         rows = []
     if rows:
         table = [{k: v for k, v in r.items() if k not in ("kl_per_dim", "checkpoint")} for r in rows]

@@ -69,9 +69,11 @@ def test_compare_helpers_format_rows_flag_collapse_and_find_sweeps(tmp_path):
           "binarized": True, "iw_samples": 100}
     dead = {**ok, "active_units": 0, "shuffled_recon": 70.5, "recon": 70.0}
     rows = metrics_rows({"a": (16, ok), "b": (16, dead), "c": (2, None)})
-    assert rows[0]["NLL (IWAE)"] == "90.12" and rows[0]["MSE/pixel"] == "0.0123" and rows[0]["collapsed"] == ""
+    assert rows[0]["NLL (IWAE)"] == "90.12" and rows[0]["MSE/pixel"] == "0.0123"
+    assert rows[0]["latent use"] == "16/16 active"
     assert rows[0]["protocol"] == "1,000 test images, binarized, K=100"
-    assert "0/16 active units" in rows[1]["collapsed"] and "shuffling z costs 0.5 nats" in rows[1]["collapsed"]
+    assert "0/16 active units" in rows[1]["latent use"] and "shuffling z costs 0.5 nats" in rows[1]["latent use"]
+    assert metrics_rows({"p": (16, {**ok, "active_units": 9})})[0]["latent use"] == "9/16 active"  # partial use
     assert rows[2]["protocol"] == "not evaluated" and rows[2]["NLL (IWAE)"] == "—"
     capped = metrics_rows({"d": (16, {**ok, "mutual_info": 7.6009, "mi_samples": 2000})})
     assert capped[0]["I(x;z)"] == "≥ 7.60"  # log 2000: the estimator's ceiling reads "at least"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vae_core.evaluate import collapsed
+from vae_core.evaluate import collapsed, image_count, latent_use  # noqa: F401  (image_count: the sidebar's)
 
 # (metrics key, column title, format)
 METRIC_COLUMNS = [("nll", "NLL (IWAE)", "{:.2f}"), ("neg_elbo", "−ELBO", "{:.2f}"), ("recon", "recon", "{:.2f}"),
@@ -15,27 +15,72 @@ METRIC_COLUMNS = [("nll", "NLL (IWAE)", "{:.2f}"), ("neg_elbo", "−ELBO", "{:.2
                   ("shuffled_recon", "recon, shuffled z", "{:.2f}"), ("twonn_dim", "TWO-NN dim", "{:.1f}")]
 
 
+def metric_text(m: dict | None, key: str, fmt: str) -> str:
+    v = None if m is None else m.get(key)
+    if v is None:
+        return "—"
+    if key == "mutual_info" and m.get("mi_samples") and v >= math.log(m["mi_samples"]) - 0.01:
+        return "≥ " + fmt.format(v)  # at the estimator's cap, log N
+    return fmt.format(v)
+
+
+def protocol_text(m: dict | None) -> str:
+    """Which evaluation a row shows: images, split, binarization, K."""
+    if m is None:
+        return "not evaluated"
+    binarized = ", binarized" if m.get("binarized") else ""
+    return f"{image_count(m)} {m.get('split')} images{binarized}, K={m.get('iw_samples')}"
+
+
+def latent_text(m: dict | None, dim: int) -> str:
+    """The table's "latent use": collapse with its reason, else how many dims are active."""
+    if m is None:
+        return ""
+    reason = collapsed(m, dim)
+    return f"collapsed: {reason}" if reason else latent_use(m, dim)
+
+
+def latent_badge(m: dict | None, dim: int) -> tuple[str, str]:
+    """(text, colour) of a model's badge. Red is kept for collapse: a model that switches
+    off the dims it does not need (29/50 for the best likelihood here) is blue, not a warning."""
+    if m is None:
+        return "not evaluated", "gray"
+    if reason := collapsed(m, dim):
+        return f"collapsed — {reason}", "red"
+    au = m.get("active_units")
+    return latent_use(m, dim), ("green" if au == dim else "blue")
+
+
 def metrics_rows(models: dict[str, tuple[int, dict | None]]) -> list[dict]:
-    """One table row per model name -> (latent dim, metrics or None), values formatted for display."""
+    """One table row per model name -> (latent dim, metrics or None), values formatted for display.
+    The protocol comes right after the name: NLLs of different protocols are not comparable."""
     rows = []
     for name, (dim, m) in models.items():
-        row = {"model": name, "latent dim": dim}
-        for key, title, fmt in METRIC_COLUMNS:
-            v = None if m is None else m.get(key)
-            row[title] = "—" if v is None else fmt.format(v)
-            if key == "mutual_info" and v is not None and m.get("mi_samples") and v >= math.log(m["mi_samples"]) - 0.01:
-                row[title] = "≥ " + row[title]  # at the estimator's cap, log N
-        row["protocol"] = "not evaluated" if m is None else \
-            f"{image_count(m)} {m.get('split')} images{', binarized' if m.get('binarized') else ''}, K={m.get('iw_samples')}"
-        row["collapsed"] = "" if m is None else (collapsed(m, dim) or "")
+        row = {"model": name, "protocol": protocol_text(m), "latent dim": dim}
+        row.update({title: metric_text(m, key, fmt) for key, title, fmt in METRIC_COLUMNS})
+        row["latent use"] = latent_text(m, dim)
         rows.append(row)
     return rows
 
 
-def image_count(m: dict) -> str:
-    """How many images a metrics.json was scored on, written for people: 10,000."""
-    n = m.get("images")
-    return f"{n:,}" if isinstance(n, int) else str(n)
+def evaluations_rows(saved: dict[str, list[dict]]) -> list[dict]:
+    """Every saved evaluation of each model (model name -> read_all_metrics), the one the
+    metrics table uses (the most complete) first and marked."""
+    shown = [("nll", "NLL (IWAE)", "{:.2f}"), ("neg_elbo", "−ELBO", "{:.2f}"), ("active_units", "active units", "{}")]
+    rows = []
+    for name, entries in saved.items():
+        for i, m in enumerate(entries):
+            rows.append({"model": name, "protocol": protocol_text(m), "used above": "✓" if i == 0 else "",
+                         **{title: metric_text(m, key, fmt) for key, title, fmt in shown},
+                         "seed": m.get("seed"), "seconds": m.get("seconds"),
+                         "evaluated": (m.get("evaluated_at") or "—").replace("T", " ").replace("+00:00", " UTC")})
+    return rows
+
+
+def text_width(values, header: str = "") -> int:
+    """Pixels a dataframe column needs to show every value whole: ~8 px per character of
+    Streamlit's 14 px table font (digits and lower case are 7-8 px) plus cell padding."""
+    return 8 * max([len(header), *(len(str(v)) for v in values)]) + 24
 
 
 def shared_z(latent_dim: int, n: int = 8, seed: int = 0) -> np.ndarray:
@@ -52,3 +97,14 @@ def find_sweeps(*roots) -> dict[str, Path]:
             if f.is_file():
                 found[str(f.parent)] = f
     return found
+
+
+def named_sweeps(roots: dict[str, Path]) -> dict[str, Path]:
+    """find_sweeps keyed by short names, "runs/sweep" or "benchmarks/sweep-default": the
+    label of each root plus the folder under it. A page shows these, never a server path."""
+    named = {}
+    for label, root in roots.items():
+        for folder, f in find_sweeps(root).items():
+            rel = Path(folder).relative_to(Path(root)).as_posix()
+            named[label if rel == "." else f"{label}/{rel}"] = f
+    return named

@@ -102,10 +102,20 @@ def z_from_selection(selection: dict, z, mu: np.ndarray, dx: int, dy: int | None
 
 def grid_figure(mosaic: np.ndarray, axis_x: np.ndarray, axis_y: np.ndarray, titles=("z[0]", "z[1]"),
                 size: int = 640) -> go.Figure:
-    """A decoded grid as an image with the z value of each column and row on the axes."""
+    """A decoded grid as an image with the z value of each column and row on the axes.
+
+    The mosaic travels as a PNG data URI (go.Image's source), not as a z array: an
+    RGB z array of a 30 x 30 grid is 2.1 million numbers that plotly.py validates and
+    serialises (2.8 MB of JSON) and plotly.js paints pixel by pixel into a canvas;
+    the grey PNG is tens of kB. plotly.js reads the image's size from the data URI
+    itself, and draws it with image-rendering: pixelated (zsmooth off), so cells stay crisp.
+    """
+    import base64
+    from vae_core.images import png_bytes
     rows, cols = len(axis_y), len(axis_x)
     h, w = mosaic.shape[0] // rows, mosaic.shape[1] // cols
-    fig = go.Figure(go.Image(z=np.repeat(mosaic[..., None], 3, axis=2), hoverinfo="skip"))
+    source = "data:image/png;base64," + base64.b64encode(png_bytes(mosaic)).decode()
+    fig = go.Figure(go.Image(source=source, hoverinfo="skip"))
     step = max(1, cols // 10)  # at most ~10 labels per axis stay readable
     fig.update_xaxes(tickvals=[(i + 0.5) * w for i in range(0, cols, step)],
                      ticktext=[f"{axis_x[i]:.2f}" for i in range(0, cols, step)], title=titles[0])
@@ -131,9 +141,10 @@ def explained_variance_figure(ratio: np.ndarray, size: int = 420) -> go.Figure:
 LINE_LEGEND = dict(orientation="h", x=0, y=1.02, yanchor="bottom")
 
 
-def _lines(rows, label, x, y, text=None) -> go.Figure:
+def _lines(rows, label, x, y, hover=None, symbol=None) -> go.Figure:
     """One line per label(row) (rows where label gives None are left out), points
-    sorted by x, colours in PALETTE order of the sorted labels."""
+    sorted by x, colours in PALETTE order of the sorted labels. hover(row) is shown beside
+    (x, y) when the pointer is on a point (not drawn); symbol(row) picks its marker shape."""
     groups: dict[str, list] = {}
     for r in rows:
         if (name := label(r)) is not None:
@@ -141,9 +152,9 @@ def _lines(rows, label, x, y, text=None) -> go.Figure:
     fig = go.Figure()
     for i, (name, rs) in enumerate(sorted(groups.items())):
         rs = sorted(rs, key=x)
-        fig.add_trace(go.Scatter(x=[x(r) for r in rs], y=[y(r) for r in rs], name=name,
-                                 mode="lines+markers+text" if text else "lines+markers",
-                                 text=[text(r) for r in rs] if text else None, textposition="top right",
+        marker = dict(size=9, symbol=[symbol(r) for r in rs]) if symbol else None
+        fig.add_trace(go.Scatter(x=[x(r) for r in rs], y=[y(r) for r in rs], name=name, mode="lines+markers",
+                                 text=[hover(r) for r in rs] if hover else None, marker=marker,
                                  line=dict(color=PALETTE[i % len(PALETTE)])))
     return fig
 
@@ -163,11 +174,33 @@ def _cell_name(r: dict, with_dim: bool) -> str:
         + (f" wu={r['warmup_epochs']:g}" if not with_dim and r.get("warmup_epochs") else "")
 
 
+def _beta_name(r: dict) -> str:
+    return f"β={r['beta']:g}" + (f" wu={r['warmup_epochs']:g}" if r.get("warmup_epochs") else "")
+
+
+# plotly marker shapes and the characters that draw them in the axis title's key
+BETA_MARKERS = [("circle", "●"), ("square", "■"), ("diamond", "◆"), ("triangle-up", "▲"), ("x", "✕"),
+                ("star", "★"), ("triangle-down", "▼"), ("cross", "✚"), ("pentagon", "⬟"), ("hexagon", "⬢")]
+
+
 def sweep_rate_distortion_figure(rows: list[dict]) -> go.Figure:
-    """Reconstruction against KL for the VAE cells, one colour per (model, latent dim), labelled by beta."""
-    fig = _lines(rows, lambda r: _cell_name(r, True) if r.get("kl") is not None else None,
-                 lambda r: r["kl"], lambda r: r["recon"], text=lambda r: f"β={r['beta']:g}")
-    fig.update_layout(height=380, margin=dict(l=50, r=45, t=40, b=40), xaxis_title="KL (rate, nats)",
+    """Reconstruction against KL for the VAE cells, one colour per (model, latent dim), one
+    marker shape per beta.
+
+    Beta used to be written beside every point, and the labels collided: the z = 2 cells of
+    the conv and linear models lie within a few nats of each other on both axes, and each
+    line's end points sit on the plot's edges, where plotly cut the text off. A shape per
+    beta cannot collide or be clipped at any density; the x-axis title holds the key and
+    hovering a point names its cell and beta.
+    """
+    vae = [r for r in rows if r.get("kl") is not None]
+    betas = sorted({r["beta"] for r in vae})
+    shape = {b: BETA_MARKERS[i % len(BETA_MARKERS)] for i, b in enumerate(betas)}
+    fig = _lines(vae, lambda r: _cell_name(r, True), lambda r: r["kl"], lambda r: r["recon"],
+                 hover=_beta_name, symbol=lambda r: shape[r["beta"]][0])
+    key = " · ".join(f"{shape[b][1]} β={b:g}" for b in betas)
+    fig.update_layout(height=380, margin=dict(l=50, r=10, t=40, b=40),
+                      xaxis_title=f"KL (rate, nats) — {key}" if key else "KL (rate, nats)",
                       yaxis_title="reconstruction (distortion, nats)", legend=LINE_LEGEND)
     return fig
 
