@@ -3,15 +3,20 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from ui_common import ensure_app, show_error
+from ui_common import ensure_app, public_mode, show_error
 from vae_core import VaeError
 from vae_core.data import BINARIZE_CHOICES
 from vae_core.device import DEVICE_CHOICES
-from vae_core.jobs import (PRESETS, cancel_job, delete_job, eta_seconds, latest_grids, log_tail, read_metrics,
-                           refresh, schedule, settings_to_flags, start_job)
+from vae_core.jobs import (PRESETS, cancel_job, delete_job, eta_seconds, job_summary, latest_grids, log_tail,
+                           read_metrics, refresh, schedule, settings_to_flags, start_job)
 from vae_core.losses import BETA_SCHEDULES
 from vae_core.models import MODEL_KINDS
 
+# Defence in depth: app.py leaves this page out in public mode, but a page script can
+# still be reached on its own; a shared demo must never start processes on the server.
+if public_mode():
+    st.error("Training is off in this public demo (VAE_PUBLIC=1): run the app without it to train models.")
+    st.stop()
 ensure_app()
 st.title("Train")
 STATE_ICON = {"queued": ":material/schedule:", "running": ":material/play_circle:", "done": ":material/check_circle:",
@@ -64,6 +69,19 @@ def _open_in_explore(job_id: str):
     st.session_state["goto_explore"] = True
 
 
+def _row_text(job: dict) -> str:
+    """What a job trains, then where it stands: "digits · conv-vae · z=2 · β=0.5 · 3 epochs · running · …"."""
+    pr = job.get("progress") or {}
+    text = (f"{STATE_ICON[job['state']]} {job_summary(job)} · {job['state']} · {job.get('device', '?')} · "
+            f"epoch {pr.get('epoch', 0):.1f}/{pr.get('epochs', '?')}")
+    if job["state"] == "running" and pr.get("steps"):
+        text += f" · step {pr['step']}/{pr['steps']}"
+    eta = eta_seconds(job)
+    if eta is not None:
+        text += f" · ETA {eta:.0f} s"
+    return text + f" · {job['id']}"  # the id last: it is what the CLI takes
+
+
 @st.fragment(run_every=2.0)
 def job_board():
     if st.session_state.pop("goto_explore", False):
@@ -75,18 +93,13 @@ def job_board():
         return
     for job in jobs:
         pr = job.get("progress") or {}
-        eta = eta_seconds(job)
         c1, c2 = st.columns([3, 2])
-        c1.progress(min(1.0, (pr.get("epoch") or 0) / max(pr.get("epochs") or 1, 1)),
-                    text=f"{STATE_ICON[job['state']]} {job['id']} · {job['state']} · {job.get('device', '?')} · "
-                         f"epoch {pr.get('epoch', 0):.1f}/{pr.get('epochs', '?')}"
-                         + (f" · step {pr['step']}/{pr['steps']}" if job["state"] == "running" and pr.get("steps")
-                            else "")
-                         + (f" · ETA {eta:.0f} s" if eta is not None else ""))
+        c1.progress(min(1.0, (pr.get("epoch") or 0) / max(pr.get("epochs") or 1, 1)), text=_row_text(job))
         if c2.button("Details", key=f"sel_{job['id']}"):
             st.session_state["train_selected"] = job["id"]
     selected = next((j for j in jobs if j["id"] == st.session_state.get("train_selected")), jobs[0])
-    st.subheader(f"Job {selected['id']} — {selected['state']}")
+    st.subheader(f"{job_summary(selected)} — {selected['state']}")
+    st.caption(f"Job {selected['id']}")
     if selected.get("error"):
         st.error(selected["error"].splitlines()[0])
     b1, b2, b3 = st.columns(3)

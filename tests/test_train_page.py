@@ -5,7 +5,8 @@ from streamlit.testing.v1 import AppTest
 
 from tests.conftest import REPO
 from vae_core.checkpoint import atomic_write_json
-from vae_core.jobs import cancel_job, refresh, start_job
+from vae_core.jobs import cancel_job, job_summary, refresh, start_job
+from vae_core.train import TrainConfig
 
 TIMEOUT = 120
 
@@ -24,11 +25,11 @@ def train_page() -> AppTest:
     return at
 
 
-def fake_job(runs, job_id, state, error=None):
+def fake_job(runs, job_id, state, error=None, flags=()):
     folder = runs / job_id
     folder.mkdir(parents=True)
     atomic_write_json(folder / "status.json", {
-        "id": job_id, "state": state, "args": ["--dataset", "digits", "--out", str(folder)], "device": "cpu",
+        "id": job_id, "state": state, "args": ["--dataset", "digits", *flags, "--out", str(folder)], "device": "cpu",
         "created": "2026-11-21T10:00:00+00:00", "started": None, "ended": None, "pid": None,
         "progress": {"epoch": 1.0, "epochs": 3, "step": 5, "steps": 5}, "error": error})
     (folder / "log.txt").write_text("epoch 1: loss 200\n")
@@ -44,21 +45,28 @@ def test_no_jobs(runs):
 def test_jobs_in_every_state(runs):
     running = start_job(["--dataset", "digits", "--epochs", "500", "--batch-size", "32", "--device", "cpu"])
     try:
-        fake_job(runs, "20200101-000001-aaaa", "done")
+        fake_job(runs, "20200101-000001-aaaa", "done", flags=["--model", "conv-ae", "--latent-dim", "16", "--beta", "0"])
         fake_job(runs, "20200101-000002-bbbb", "failed", error="The training loss became nan at epoch 2: lower lr.")
         fake_job(runs, "20200101-000003-cccc", "cancelled")
         fake_job(runs, "20200101-000004-dddd", "queued")  # the running job holds the only CPU slot
         at = train_page()
         states = {j["id"]: j["state"] for j in refresh()}
         assert sorted(states.values()) == ["cancelled", "done", "failed", "queued", "running"]
-        labels = " ".join(p.proto.text for p in at.get("progress"))
-        for job_id, state in states.items():
-            assert f"{job_id} · {state}" in labels
+        rows = [p.proto.text for p in at.get("progress")]
+        for job in refresh():  # each row says what the job trains, where it stands, and its id
+            assert any(f"{job_summary(job)} · {job['state']} · cpu · epoch " in r and r.endswith(job["id"])
+                       for r in rows), (job["id"], rows)
+        epochs = TrainConfig().epochs  # --epochs left out: the train CLI's default
+        assert any(r.startswith(f":material/check_circle: digits · conv-ae · z=16 · β=0 · {epochs} epochs · done")
+                   for r in rows), rows
+        assert any("digits · conv-vae · z=2 · β=1 · 500 epochs · running · cpu" in r for r in rows), rows
         assert at.button(key="cancel_job")  # the newest (running) job is selected: it can be cancelled
         at.button(key="sel_20200101-000002-bbbb").click().run()
         assert any("nan at epoch 2" in e.value for e in at.error)
         at.button(key="sel_20200101-000001-aaaa").click().run()
         assert at.button(key="open_job").label == "Open in Explore"
+        assert at.subheader[0].value == f"digits · conv-ae · z=16 · β=0 · {epochs} epochs — done"
+        assert "20200101-000001-aaaa" in at.caption[0].value
         assert not at.exception
     finally:
         cancel_job(running)
@@ -66,7 +74,7 @@ def test_jobs_in_every_state(runs):
 
 def test_submitting_the_form_starts_a_job(runs):
     at = train_page()
-    at.selectbox(key="train_preset").set_value("Quick test (digits, 1 minute)").run()
+    at.selectbox(key="train_preset").set_value("Quick test (digits, about 10 s)").run()
     at.button[0].click().run()  # Start job
     assert not at.exception
     assert any("started" in s.value for s in at.success)
@@ -75,3 +83,20 @@ def test_submitting_the_form_starts_a_job(runs):
     for job in jobs:
         if job["state"] in ("queued", "running"):
             cancel_job(job["id"])
+
+
+@pytest.mark.parametrize("public", [False, True])
+def test_public_mode_refuses_the_page_on_its_own(runs, monkeypatch, public):
+    # app.py leaves the page out in public mode; this is the page's own refusal, reached directly
+    monkeypatch.setenv("VAE_PUBLIC", "1" if public else "0")
+    at = AppTest.from_file(str(REPO / "pages" / "train.py"), default_timeout=TIMEOUT)
+    at.session_state["model_entry"] = "set by app.py's picker"  # the page only checks that the app ran
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    if public:
+        assert [e.value for e in at.error] == [
+            "Training is off in this public demo (VAE_PUBLIC=1): run the app without it to train models."]
+        assert not at.button and not at.get("expander") and not at.title
+        assert not runs.exists()  # nothing was scheduled either
+    else:  # the same setup renders the page: the refusal above is the page's doing
+        assert not at.error and [b.label for b in at.button] == ["Start job"]

@@ -156,10 +156,12 @@ PRESETS = {
     "AE baseline": dict(dataset="mnist", model="conv-ae", latent_dim=2, beta=0.0, beta_schedule="constant",
                         warmup_epochs=0.0, free_bits=0.0, extra_decoder_layer=True, batchnorm=False,
                         epochs=20, batch_size=128, lr=2e-3, lr_schedule="cosine"),
-    "Quick test (digits, 1 minute)": dict(dataset="digits", model="conv-vae", latent_dim=2, beta=0.5,
-                                          beta_schedule="constant", warmup_epochs=0.0, free_bits=0.0,
-                                          extra_decoder_layer=False, batchnorm=False, epochs=3, batch_size=64,
-                                          lr=2e-3, lr_schedule="constant"),
+    # 10-12 s from start to done on 2 idle CPU cores (python -m vae_core.jobs start + wait);
+    # 50-75 s on the same cores shared with three busy neighbours
+    "Quick test (digits, about 10 s)": dict(dataset="digits", model="conv-vae", latent_dim=2, beta=0.5,
+                                            beta_schedule="constant", warmup_epochs=0.0, free_bits=0.0,
+                                            extra_decoder_layer=False, batchnorm=False, epochs=3, batch_size=64,
+                                            lr=2e-3, lr_schedule="constant"),
 }
 
 
