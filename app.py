@@ -2,12 +2,28 @@
 
 The entry sets up the page, the sidebar model picker and the navigation; each
 page is a short script in pages/ that lays out widgets over vae_core.
+VAE_PUBLIC=1 serves a shared demo: the explorer pages only (no Train page).
 """
 import streamlit as st
 
 st.set_page_config(page_title="VAE Latent Explorer", page_icon="🧭", layout="wide")
 
-from ui_common import sidebar_model_picker  # noqa: E402  (set_page_config must come first)
+from ui_common import public_mode, sidebar_model_picker  # noqa: E402  (set_page_config must come first)
+
+# A run that takes more than 0.3 s shows a bar and "Working…" at the top: the toolbar's
+# own running indicator is hidden (client.toolbarMode = "minimal"). Quick fragment reruns
+# (a z from the explorer) stay silent: the delay restarts with every run.
+st.html("""<style>
+@keyframes vae-busy-in { to { opacity: 1; } }
+@keyframes vae-busy-slide { from { background-position: -40vw 0; } to { background-position: 100vw 0; } }
+.stApp[data-test-script-state="running"]::before {
+  content: ""; position: fixed; top: 0; left: 0; right: 0; height: 3px; z-index: 1000100; opacity: 0;
+  background: linear-gradient(90deg, transparent, var(--primary-color, #ff4b4b), transparent) no-repeat;
+  background-size: 40vw 3px; animation: vae-busy-in 0s 0.3s forwards, vae-busy-slide 1.1s linear infinite; }
+.stApp[data-test-script-state="running"]::after {
+  content: "Working…"; position: fixed; top: 8px; right: 16px; z-index: 1000100; opacity: 0; font-size: 0.8rem;
+  padding: 2px 10px; border-radius: 10px; background: rgba(128,128,128,0.25); animation: vae-busy-in 0s 0.3s forwards; }
+</style>""")
 
 pages = [
     st.Page("pages/explore.py", title="Explore", icon=":material/explore:", default=True, url_path="explore"),
@@ -15,8 +31,9 @@ pages = [
     st.Page("pages/interpolate.py", title="Interpolate", icon=":material/swap_horiz:", url_path="interpolate"),
     st.Page("pages/pca.py", title="PCA", icon=":material/scatter_plot:", url_path="pca"),
     st.Page("pages/compare.py", title="Compare", icon=":material/compare:", url_path="compare"),
-    st.Page("pages/train.py", title="Train", icon=":material/model_training:", url_path="train"),
 ]
+if not public_mode():  # a shared demo must not start, cancel or delete jobs, nor read server folders
+    pages.append(st.Page("pages/train.py", title="Train", icon=":material/model_training:", url_path="train"))
 nav = st.navigation(pages)
 st.sidebar.title("VAE Latent Explorer")
 if sidebar_model_picker() is None:

@@ -4,6 +4,7 @@ Everything computed lives in vae_core; this module only caches and lays out.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,7 @@ def public_mode() -> bool:
 
 
 Z_RANGE = 4.0  # sliders span [-4, 4]: the prior's +-4 sigma
-DISPLAY = 420  # px: the scatter and the decoded image share this size
+DISPLAY = 460  # px: the largest side of the scatter's plot area and of the decoded image (the same)
 
 
 @st.cache_resource(show_spinner="Loading model…")
@@ -95,16 +96,28 @@ def latents_or_build(ckpt, split: str = "test"):
     return get_cached_latents(ckpt.hash, split)
 
 
-def _parse_z(text: str | None, dim: int):
+def parse_z(text: str | None, dim: int) -> tuple[list[float] | None, str | None]:
+    """z from a link's `z=` value: (z or None, a notice for the person or None).
+
+    A z of the wrong length or with values that are not numbers is refused with a
+    notice (z starts at 0); values beyond the sliders' range are clipped, and say so.
+    """
     if not text:
-        return None
+        return None, None
     try:
         z = [float(v) for v in text.split(",")]
     except ValueError:
-        return None
-    if len(z) != dim or not all(np.isfinite(z)):
-        return None
-    return [float(np.clip(v, -Z_RANGE, Z_RANGE)) for v in z]
+        return None, f"The link's z ({text[:60]!r}) is not a list of numbers; z starts at 0."
+    if len(z) != dim:
+        return None, (f"The link's z has {len(z)} value{'s' if len(z) != 1 else ''} but this model has {dim} "
+                      f"latent dimension{'s' if dim != 1 else ''}; z starts at 0.")
+    if not all(np.isfinite(z)):
+        return None, "The link's z holds a NaN or an infinity; z starts at 0."
+    clipped = [float(np.clip(v, -Z_RANGE, Z_RANGE)) for v in z]
+    if clipped != z:
+        return clipped, (f"The link's z had values outside [−{Z_RANGE:g}, {Z_RANGE:g}], the sliders' range; "
+                         f"they were clipped.")
+    return z, None
 
 
 def sidebar_model_picker() -> ModelEntry | None:
@@ -138,35 +151,47 @@ def sidebar_model_picker() -> ModelEntry | None:
                            f"{m.get('active_units')}/{entry.latent_dim} active units · details on Compare")
     if st.session_state.get("model_key") != key:
         # a new model: take z from the URL on first load (a copied link), else start at 0
-        z = _parse_z(st.query_params.get("z"), entry.latent_dim) if "model_key" not in st.session_state else None
-        set_z(z or [0.0] * entry.latent_dim)
+        z, notice = (parse_z(st.query_params.get("z"), entry.latent_dim) if "model_key" not in st.session_state
+                     else (None, None))
         st.session_state["model_key"] = key
+        set_z(z or [0.0] * entry.latent_dim)
+        st.session_state.pop("z_notice", None)
+        if notice:
+            st.session_state["z_notice"] = notice
     st.session_state["model_entry"] = entry
-    st.query_params["model"] = key
+    if notice := st.session_state.get("z_notice"):
+        st.sidebar.warning(notice, icon=":material/link_off:")  # until another model is picked
+    sync_url()
     st.sidebar.caption(f"Device: {describe_device(resolve_device('auto'))}")
     return entry
+
+
+def sync_url() -> None:
+    """Model and z in the URL on every run of every page: Streamlit drops the query
+    string when the sidebar switches pages, and a copied link must reopen the same point."""
+    st.query_params["model"] = st.session_state["model_key"]
+    st.query_params["z"] = ",".join(f"{v:.3f}" for v in st.session_state["z"])
 
 
 def get_z() -> np.ndarray:
     return np.array(st.session_state["z"], dtype=np.float32)
 
 
-def set_z(z) -> None:
+def set_z(z, client: bool = False) -> None:
     """Set z (clipped to the slider range) in the state and the URL.
 
-    Slider widgets follow through sync_sliders(), called before they are drawn:
-    Streamlit forbids changing a widget's state after it was created in a run.
+    A change the server makes (reset, sample, jump, a link, a picked point) bumps
+    z_version, which tells the browser's explorer (ui/latent_explorer.js) to take this
+    z; a z the browser sent (client=True) does not, so the server never moves the
+    sliders under the user's hand.
     """
     z = [float(np.clip(v, -Z_RANGE, Z_RANGE)) for v in np.asarray(z, dtype=float).ravel()]
     st.session_state["z"] = z
-    st.query_params["z"] = ",".join(f"{v:.3f}" for v in z)
+    if not client:
+        st.session_state["z_version"] = st.session_state.get("z_version", 0) + 1
+    if "model_key" in st.session_state:
+        st.query_params["z"] = ",".join(f"{v:.3f}" for v in z)
 
-
-def sync_sliders(dims) -> None:
-    z = st.session_state["z"]
-    for i in dims:
-        if st.session_state.get(f"z_slider_{i}") != z[i]:
-            st.session_state[f"z_slider_{i}"] = z[i]
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
@@ -181,25 +206,6 @@ def get_test_images(dataset: str):
 def train_cache_available(ckpt) -> bool:
     """Whether the training-set latents are cached, or could be built from local data."""
     return load_cached_latents(ckpt.hash, "train") is not None or dataset_available(ckpt.dataset)
-
-
-def session_scatter(ckpt, with_train: bool, dx: int, dy, mu: np.ndarray, labels: np.ndarray):
-    """(figure, axis ranges) of the latent scatter, built once per session, model and axes.
-
-    The figure never changes while z moves (the marker is a separate overlay), so
-    keeping the object spares Plotly's validation of every point on each full rerun.
-    """
-    from vae_core.plots import latent_scatter, square_ranges
-    sig = (ckpt.hash, with_train, dx, dy)
-    cached = st.session_state.get("_scatter")
-    if cached is None or cached[0] != sig:
-        ys = mu[:, dy] if dy is not None else np.zeros(len(mu), np.float32)
-        points = np.stack([mu[:, dx], ys], 1)
-        ranges = square_ranges(points)
-        fig = latent_scatter(points, labels, ckpt.class_names, size=DISPLAY, ranges=ranges,
-                             axis_titles=(f"z[{dx}]", f"z[{dy}]" if dy is not None else ""))
-        st.session_state["_scatter"] = cached = (sig, fig, ranges)
-    return cached[1], cached[2]
 
 
 @st.cache_data(show_spinner="Fitting PCA…", max_entries=8)
@@ -253,56 +259,151 @@ def show_pixels(img: np.ndarray, px: int, caption: str, where=st, attrs: dict | 
                    f'</figure>', unsafe_allow_html=True)
 
 
-STATIC_DECODERS = Path(__file__).parent / "static" / "decoders"  # served at app/static/decoders/
+STATIC = Path(__file__).parent / "static"  # served at app/static/ (server.enableStaticServing)
+
+
+def _static_file(kind: str, name: str, blob: bytes) -> str | None:
+    """Write blob once as static/<kind>/<name>.bin (atomically); its URL, or None on a read-only install."""
+    from vae_core.checkpoint import atomic_write_bytes
+    path = STATIC / kind / f"{name}.bin"
+    try:
+        if not path.is_file() or path.read_bytes() != blob:
+            atomic_write_bytes(path, blob)
+    except OSError:
+        return None
+    return f"app/static/{kind}/{name}.bin"
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
 def _decoder_file(ckpt_hash: str, _model) -> str | None:
-    """Write the decoder's weights for the browser once per checkpoint; its URL, or None
-    when the browser cannot run this decoder (the server-only path)."""
-    from vae_core.checkpoint import atomic_write_bytes
+    """The decoder's weights for the browser, once per checkpoint; their URL, or None
+    when the browser cannot run this decoder (the server's images are used then)."""
     from vae_core.webdecoder import decoder_blob
     try:
         blob = decoder_blob(_model)
     except VaeError:
         return None
-    path = STATIC_DECODERS / f"{ckpt_hash}.bin"
-    try:
-        if not path.is_file() or path.read_bytes() != blob:
-            atomic_write_bytes(path, blob)
-    except OSError:
-        return None  # a read-only install: keep the server-only path
-    return f"app/static/decoders/{ckpt_hash}.bin"
+    return _static_file("decoders", ckpt_hash, blob)
 
 
-_CLIENT_DECODER = None
+@st.cache_resource(max_entries=32, show_spinner=False)
+def _points_file(ckpt_hash: str, tag: str, _xy: np.ndarray, _labels: np.ndarray) -> str | None:
+    """The scatter as one static file the browser fetches once: uint32 N, then x and y
+    as float32 and the labels as uint8 (ui/latent_explorer.js loadPoints)."""
+    import hashlib
+    n = len(_xy)
+    blob = (np.uint32(n).tobytes() + np.ascontiguousarray(_xy[:, 0], np.float32).tobytes()
+            + np.ascontiguousarray(_xy[:, 1], np.float32).tobytes() + (np.asarray(_labels) % 256).astype(np.uint8).tobytes())
+    return _static_file("points", f"{ckpt_hash}-{hashlib.sha256(blob).hexdigest()[:12]}", blob)
 
 
 def browser_decodes(ckpt) -> bool:
-    """Whether the browser decodes this model's slider steps itself (ui/client_decoder.js).
+    """Whether the browser decodes this model's z itself (ui/latent_explorer.js).
 
-    VAE_BROWSER_DECODE=0 turns it off: every step then waits for the server (the
+    VAE_BROWSER_DECODE=0 turns it off: every picture then comes from the server (the
     baseline of benchmarks/ui_latency.py).
     """
     import os
     return os.environ.get("VAE_BROWSER_DECODE", "1") != "0" and _decoder_file(ckpt.hash, ckpt.model) is not None
 
 
-def send_decoder_to_browser(ckpt) -> None:
-    """Mount the invisible component that tells the browser where this model's decoder is.
+@dataclass
+class Plane:
+    """What the scatter shows: 2-D points and how any z maps onto the same axes.
 
-    The browser fetches the weights (about 3 MB) once per model, after the page has
-    drawn, and keeps them per model hash; the component's own data is a few bytes.
+    A point's position is ((z - origin)·ax, (z - origin)·ay): the latent axes on
+    Explore (origin 0, ax = e_dx), principal axes on PCA (origin the mean, ax = v_i).
+    mu holds each point's whole posterior mean: a clicked point jumps there.
     """
-    global _CLIENT_DECODER
-    if not browser_decodes(ckpt):
+    points: np.ndarray          # (N, 2)
+    labels: np.ndarray          # (N,)
+    mu: np.ndarray              # (N, D)
+    origin: np.ndarray          # (D,)
+    ax: np.ndarray              # (D,) unit
+    ay: np.ndarray | None       # (D,) unit, orthogonal to ax; None for a 1-D latent
+    titles: tuple[str, str]
+    tag: str                    # names the points file (model, axes, splits)
+
+
+_EXPLORER = None
+
+
+def _explorer_component():
+    global _EXPLORER
+    if _EXPLORER is None:
+        js = (Path(__file__).parent / "ui" / "latent_explorer.js").read_text()
+        _EXPLORER = st.components.v2.component("vae_latent_explorer", js=js, isolate_styles=False)
+    return _EXPLORER
+
+
+def _event(key: str, name: str):
+    got = st.session_state.get(key)
+    return got.get(name) if isinstance(got, dict) else None
+
+
+def _on_move(key: str) -> None:
+    """A z the browser's sliders or drag set. Ignored when it was made before the
+    server's last change of z (its version is older): the server's z stands."""
+    ev = _event(key, "move")
+    if not isinstance(ev, dict) or ev.get("v") != st.session_state.get("z_version"):
         return
-    if _CLIENT_DECODER is None:
-        js = (Path(__file__).parent / "ui" / "client_decoder.js").read_text()
-        _CLIENT_DECODER = st.components.v2.component("vae_client_decoder", js=js, isolate_styles=False)
-    with st.sidebar:  # invisible (height 0); at the sidebar's end it shifts nothing
-        _CLIENT_DECODER(key="client_decoder", data={"model": ckpt.hash, "url": _decoder_file(ckpt.hash, ckpt.model)},
-                        height=0)
+    z = ev.get("z")
+    if not isinstance(z, list) or len(z) != len(st.session_state["z"]):
+        return
+    try:
+        z = np.asarray(z, dtype=float)
+    except (TypeError, ValueError):
+        return
+    if np.all(np.isfinite(z)):
+        set_z(z, client=True)
+        st.session_state["z_ack"] = [str(ev.get("cid")), int(ev.get("seq") or 0)]
+
+
+def _on_pick(key: str, mu: np.ndarray) -> None:
+    """A clicked point: z becomes that image's posterior mean (all of its dimensions)."""
+    ev = _event(key, "pick")
+    i = ev.get("i") if isinstance(ev, dict) else None
+    if isinstance(i, int) and 0 <= i < len(mu):
+        set_z(mu[i])
+
+
+def latent_view(key: str, ckpt, sliders: list[dict], plane: Plane | None, caption: str = "") -> None:
+    """The scatter, the decoded image, the sliders and the z readout as one browser
+    component (ui/latent_explorer.js); call it inside an st.fragment, so a z sent by
+    the browser reruns only this.
+
+    sliders: [{"label", "dim": i} or {"label", "u": (D,), "scale"}, with "lo", "hi", "step"]:
+    a slider's value is (z - origin)[dim], or (z - origin)·u / scale.
+    """
+    from vae_core.images import decode
+    from vae_core.plots import PALETTE, square_ranges
+    z = st.session_state["z"]
+    d = len(z)
+    points_url = ranges = None
+    if plane is not None:
+        points_url = _points_file(ckpt.hash, plane.tag, plane.points, plane.labels)
+        ranges = square_ranges(plane.points)
+    # the server's own picture of z: shown until the browser's decoder has loaded, and
+    # always for models the browser cannot decode
+    import base64
+    image = "data:image/png;base64," + base64.b64encode(png_bytes(decode(ckpt.model, z))).decode()
+    zero = np.zeros(d)
+    data = {
+        "model": ckpt.hash, "decoder_url": _decoder_file(ckpt.hash, ckpt.model) if browser_decodes(ckpt) else None,
+        "points_url": points_url, "n_points": 0 if plane is None else len(plane.points),
+        "classes": list(ckpt.class_names), "palette": PALETTE,
+        "ranges": None if ranges is None else [list(map(float, r)) for r in ranges],
+        "axis_titles": list(plane.titles) if plane else ["", ""],
+        "origin": (plane.origin if plane else zero).astype(float).tolist(),
+        "ax": (plane.ax if plane else zero).astype(float).tolist(),
+        "ay": None if plane is None or plane.ay is None else plane.ay.astype(float).tolist(),
+        "sliders": sliders, "z": z, "v": st.session_state.get("z_version", 0),
+        "ack": st.session_state.get("z_ack"), "zmax": Z_RANGE,
+        "image": image, "image_z": ",".join(f"{v:.3f}" for v in z), "size": DISPLAY, "caption": caption,
+    }
+    mu = plane.mu if plane is not None else np.zeros((0, d))
+    _explorer_component()(key=key, data=data, on_move_change=lambda: _on_move(key),
+                          on_pick_change=lambda: _on_pick(key, mu))
 
 
 def show_error(e: Exception) -> None:

@@ -1,27 +1,19 @@
 """Explore: the scatter of cached latents beside the decoded image for the current z.
 
-Speed: the browser decodes each slider step itself (ui/client_decoder.js, with the
-decoder's weights fetched once per model), so the picture follows the key press at
-once; the server's fragment, which follows, confirms it. Underneath, the image, the
-sliders and a one-point marker overlay live in one fragment, so a slider step reruns
-only that; the 10k-point WebGL scatter under
-the overlay is drawn on full reruns only. Designs measured and dropped
-(benchmarks/ui_latency.py): a full rerun after each step (lost key presses), the
-scatter inside the fragment (its redraw delayed every image by ~250 ms in
-software-rendered Chromium), and a scatter fragment on a clock (each tick cost
-the browser a redraw even when nothing changed).
+The scatter, the image, the sliders and the z readout are one browser component
+(ui/latent_explorer.js): the browser moves the sliders, decodes z and draws the marker
+itself, and sends z to the server, which reruns only the fragment around it (the URL,
+the nearest images). Designs measured and dropped on the way are in the README (Speed).
 """
 import numpy as np
 import streamlit as st
 
-from ui_common import (DISPLAY, Z_RANGE, browser_decodes, current_checkpoint, get_test_images, get_z, latents_or_build,
-                       send_decoder_to_browser, session_scatter, set_z, show_error, show_image, show_pixels, sync_sliders,
-                       train_cache_available)
+from ui_common import (Z_RANGE, Plane, current_checkpoint, get_test_images, get_z, latent_view, latents_or_build,
+                       public_mode, set_z, show_error, show_image, show_pixels, train_cache_available)
 from vae_core import VaeError
-from vae_core.favourites import export_favourites, import_favourites
-from vae_core.images import decode, png_bytes, reconstruct
+from vae_core.favourites import export_favourites, favourites_file, import_favourites, load_favourites, save_favourites
+from vae_core.images import reconstruct, tile
 from vae_core.latents import nearest_indices
-from vae_core.plots import marker_overlay, z_from_selection
 from vae_core.preprocess import IMAGE_TYPES, prepare_upload
 
 ckpt = current_checkpoint()
@@ -41,16 +33,17 @@ else:
                                  list(range(d)), default=default, format_func=lambda i: f"z[{i}]",
                                  max_selections=16, key=f"slider_dims_{key}")
 
-# Scatter data and axes (outside the fragment: changing them is a full rerun)
+# Scatter data and axes (changing them is a full rerun)
 got = latents_or_build(ckpt, "test")
-scatter = None
+plane, caption = None, "No latent cache for this model and the dataset is not here: no scatter."
 if got is not None:
     mu, labels = got
+    with_train = False
     if train_cache_available(ckpt) and st.toggle("Include the training set", key="with_train",
                                                      help="plots the training images' latents too (60,000 for MNIST)"):
         train_got = latents_or_build(ckpt, "train")
         if train_got is not None:
-            mu, labels = np.concatenate([mu, train_got[0]]), np.concatenate([labels, train_got[1]])
+            mu, labels, with_train = np.concatenate([mu, train_got[0]]), np.concatenate([labels, train_got[1]]), True
     if d <= 2:
         dx, dy = 0, (1 if d == 2 else None)
     else:
@@ -58,84 +51,41 @@ if got is not None:
         c1, c2, _ = st.columns([1, 1, 2])
         dx = c1.selectbox("Scatter x axis", range(d), index=int(var_order[0]), format_func=lambda i: f"z[{i}]")
         dy = c2.selectbox("Scatter y axis", range(d), index=int(var_order[1]), format_func=lambda i: f"z[{i}]")
-    scatter = (mu, labels, dx, dy, st.session_state.get("with_train", False))
+    eye = np.eye(d)
+    plane = Plane(points=np.stack([mu[:, dx], mu[:, dy] if dy is not None else np.zeros(len(mu))], 1),
+                  labels=labels, mu=mu, origin=np.zeros(d), ax=eye[dx], ay=None if dy is None else eye[dy],
+                  titles=(f"z[{dx}]", f"z[{dy}]" if dy is not None else ""), tag=f"explore-{dx}-{dy}-{with_train}")
+    caption = (f"{len(mu):,} {ckpt.dataset} latents (posterior means). Click a point to jump to its z; click or "
+               f"drag elsewhere to move z's plotted coordinates there; click a class in the legend to hide it.")
 
-
-def _slider_moved():
-    z = get_z()
-    for i in slider_dims:
-        z[i] = st.session_state[f"z_slider_{i}"]
-    set_z(z)
-
-
-def _selection_handler(chart_key: str, mu, dx, dy):
-    """on_select callback: a click or box on the scatter sets z (the page then reruns)."""
-    def on_select():
-        sel = (st.session_state.get(chart_key) or {}).get("selection")
-        if sel and (sel.get("points") or sel.get("box")):
-            set_z(z_from_selection(sel, get_z(), mu, dx, dy))
-    return on_select
+sliders = [{"label": f"z[{i}]", "dim": i, "lo": -Z_RANGE, "hi": Z_RANGE, "step": 0.05} for i in slider_dims]
+test_images = get_test_images(ckpt.dataset)
 
 
 @st.fragment
-def image_view(marker_slot):
-    """The fast path: a slider step reruns only this: one decode, one small PNG, and
-    the one-point marker overlay written into marker_slot over the scatter."""
-    sync_sliders(slider_dims)
-    z = get_z()
-    img = decode(model, z)
-    show_pixels(img, DISPLAY, caption="decode(z)",
-                attrs={"data-model": ckpt.hash, "data-z": ",".join(f"{v:.3f}" for v in st.session_state["z"])}
-                if decode_in_browser else None)
-    for i in slider_dims:
-        st.slider(f"z[{i}]", -Z_RANGE, Z_RANGE, step=0.05, key=f"z_slider_{i}", on_change=_slider_moved)
-    c1, c2 = st.columns([1, 2])
-    # a callable: the 280x280 PNG is made when clicked, not on every slider step
-    c1.download_button("Download PNG", lambda z=z.copy(): png_bytes(decode(model, z), scale=10),
-                       file_name="decoded.png", mime="image/png", key="download_png", help="280×280, crisp pixels")
-    c2.code("z = [" + ", ".join(f"{v:.2f}" for v in z[:16]) + (", …]" if d > 16 else "]"), language=None)
-    if marker_slot is not None:
-        _, dx, dy, ranges = marker_slot
-        with marker_slot[0]:
-            st.plotly_chart(marker_overlay(z[dx], z[dy] if dy is not None else 0.0, ranges, DISPLAY),
-                            key="marker_overlay_chart", config={"displayModeBar": False, "staticPlot": True},
-                            width="content")
+def explorer():
+    """Reruns for each z the browser sends (at most every 80 ms while something moves)."""
+    latent_view(f"explore_{key}", ckpt, sliders, plane, caption)
+    test = latents_or_build(ckpt, "test") if test_images is not None else None
+    if test is not None:  # the nearest test images follow z
+        idx = nearest_indices(test[0], get_z(), k=8)
+        strip = tile(test_images[idx][None], pad=2, pad_value=60)
+        show_pixels(strip, 8 * 64, "the 8 nearest test images to z: " +
+                    ", ".join(f"#{i} {ckpt.class_names[test[1][i]]}" for i in idx))
 
 
-# The marker lives in its own container pulled up over the scatter (same size, same axis
-# ranges, transparent, deaf to the mouse): moving it never redraws the 10k points. The
-# style sits here, not between the two charts, where its block would add a second gap.
-st.markdown(f"<style>.st-key-marker_overlay {{margin-top: calc(-{DISPLAY}px - 1rem); z-index: 5;}}"
-            f" .st-key-marker_overlay, .st-key-marker_overlay * {{pointer-events: none !important;}}</style>",
-            unsafe_allow_html=True)
-# The browser decodes slider steps itself (ui/client_decoder.js) and the fragment's
-# image, which follows, confirms it: a step costs no round trip before it shows.
-decode_in_browser = browser_decodes(ckpt)
-left, right = st.columns([1, 1], gap="large")
-marker_slot = None
-with left:
-    if scatter is not None:
-        mu, labels, dx, dy, with_train = scatter
-        fig, ranges = session_scatter(ckpt, with_train, dx, dy, mu, labels)
-        chart_key = f"scatter_{key}_{dx}_{dy}_{with_train}"
-        st.plotly_chart(fig, key=chart_key, on_select=_selection_handler(chart_key, mu, dx, dy),
-                        selection_mode=("points", "box"), width="content", config={"displayModeBar": False})
-        marker_slot = (st.container(key="marker_overlay"), dx, dy, ranges)
-        st.caption(f"{len(mu):,} {ckpt.dataset} latents (posterior means). Click a point to jump to its z; "
-                   f"drag a box to jump to the box's centre.")
-with right:
-    image_view(marker_slot)
+explorer()
 
 st.divider()
+# Actions run as on_click callbacks: a callback runs before the script with the click,
+# so a click that lands while another run is going (Streamlit interrupts that run) is
+# never lost, as an `if st.button(...):` body can be.
 b1, b2, _ = st.columns(3)
-if b1.button("Sample z from the prior", icon=":material/casino:", width="stretch"):
-    set_z(np.random.default_rng().standard_normal(d))
-    st.rerun()
-if b2.button("Reset z to 0", icon=":material/restart_alt:", width="stretch"):
-    set_z(np.zeros(d))
-    st.rerun()
+b1.button("Sample z from the prior", icon=":material/casino:", width="stretch",
+          on_click=lambda: set_z(np.random.default_rng().standard_normal(d)))
+b2.button("Reset z to 0", icon=":material/restart_alt:", width="stretch", on_click=lambda: set_z(np.zeros(d)))
 
-tab_upload, tab_near, tab_fav = st.tabs(["Jump to an image", "Nearest dataset images", "Favourites"])
+tab_upload, tab_fav = st.tabs(["Jump to an image", "Favourites"])
 
 with tab_upload:
     up = st.file_uploader("Upload an image (a digit or garment, any size; dark-on-light photos are inverted)",
@@ -153,46 +103,69 @@ with tab_upload:
             show_image(recon[0], 140, "reconstruction", c2)
             for note in prep.notes:
                 c3.caption(note)
-            if c3.button("Jump to this image's z", key="jump_upload"):
-                set_z(mu_up[0])
-                st.rerun()
-
-with tab_near:
-    images = get_test_images(ckpt.dataset)
-    got = latents_or_build(ckpt, "test")
-    if images is None or got is None:
-        st.info(f"The {ckpt.dataset} test images are not available here (set VAE_DATA_ROOT to a folder "
-                f"holding them), so nearest images cannot be shown.")
-    else:
-        idx = nearest_indices(got[0], get_z(), k=8)
-        cols = st.columns(8)
-        for c, i in zip(cols, idx):
-            show_image(images[i], 84, f"#{i} {ckpt.class_names[got[1][i]]}", c)
+            # the explorer scrolls its image into view when the server moves z
+            c3.button("Jump to this image's z", key="jump_upload", on_click=set_z, args=(mu_up[0],))
 
 with tab_fav:
-    favs = st.session_state.setdefault("favourites", {}).setdefault(key, {})
+    # On disk, one file per model (vae_core.favourites): they outlive a reload and a restart.
+    # A public demo keeps them in the session: strangers do not write files on the server.
+    store = None if public_mode() else favourites_file(key)
+
+    def read_favs() -> dict:
+        if store is None:
+            return st.session_state.setdefault("favourites", {}).setdefault(key, {})
+        try:
+            return load_favourites(store, d)
+        except VaeError as e:
+            st.session_state["fav_message"] = ("error", str(e))
+            return {}
+
+    def change_favs(change) -> None:
+        """Read, change, write: each action on the file as it is on disk now."""
+        favs = read_favs()
+        change(favs)
+        if store is not None:
+            try:
+                save_favourites(store, favs, key, d)
+            except OSError as e:
+                st.session_state["fav_message"] = ("error", f"The favourites could not be saved ({e.strerror}).")
+
+    def save_current():
+        name = st.session_state.get("fav_name", "").strip()
+        change_favs(lambda f: f.__setitem__(name or f"z{len(f) + 1}", [float(v) for v in get_z()]))
+
+    def import_file(n: int):
+        imp = st.session_state.get(f"fav_import_{n}")
+        if imp is None:
+            return
+        try:
+            got_favs = import_favourites(imp.getvalue(), d)
+        except VaeError as e:
+            st.session_state["fav_message"] = ("error", str(e))
+            return
+        change_favs(lambda f: f.update(got_favs))
+        # a new uploader after each import: the file is imported once, not on every rerun
+        # (which brought deleted favourites back)
+        st.session_state["fav_import_n"] = n + 1
+        st.session_state["fav_message"] = ("success", f"Imported {len(got_favs)} favourite"
+                                                      f"{'s' if len(got_favs) != 1 else ''} from {imp.name}.")
+
+    favs = read_favs()
+    if msg := st.session_state.pop("fav_message", None):
+        (st.error if msg[0] == "error" else st.success)(msg[1])
     c1, c2 = st.columns([3, 1])
-    name = c1.text_input("Name", placeholder="e.g. slanted seven", key="fav_name")
-    if c2.button("Save current z", width="stretch"):
-        favs[name.strip() or f"z{len(favs) + 1}"] = [float(v) for v in get_z()]
+    c1.text_input("Name", placeholder="e.g. slanted seven", key="fav_name")
+    c2.button("Save current z", width="stretch", on_click=save_current)
     for fname, fz in list(favs.items()):
         c1, c2, c3 = st.columns([3, 1, 1])
         c1.write(f"**{fname}** — [" + ", ".join(f"{v:.2f}" for v in fz[:8]) + (", …]" if d > 8 else "]"))
-        if c2.button("Go", key=f"fav_go_{fname}"):
-            set_z(fz)
-            st.rerun()
-        if c3.button("Delete", key=f"fav_del_{fname}"):
-            del favs[fname]
-            st.rerun()
+        c2.button("Go", key=f"fav_go_{fname}", on_click=set_z, args=(fz,))
+        c3.button("Delete", key=f"fav_del_{fname}", on_click=change_favs, args=(lambda f, n=fname: f.pop(n, None),))
     st.download_button("Export favourites (JSON)", export_favourites(favs, key, d),
                        file_name=f"favourites-{key.replace('/', '_')}.json", mime="application/json",
                        disabled=not favs)
-    imp = st.file_uploader("Import favourites (JSON)", type=["json"], key="fav_import")
-    if imp is not None:
-        try:
-            favs.update(import_favourites(imp.getvalue(), d))
-            st.success(f"Imported favourites from {imp.name}.")
-        except VaeError as e:
-            show_error(e)
-
-send_decoder_to_browser(ckpt)  # last: the browser fetches the weights once it has drawn the page
+    n = st.session_state.setdefault("fav_import_n", 0)
+    st.file_uploader("Import favourites (JSON)", type=["json"], key=f"fav_import_{n}", on_change=import_file,
+                     args=(n,))
+    st.caption("Kept for this session only (public demo)." if store is None else
+               f"Saved per model in the runs folder's .favourites/ ({store.name}); export to share them.")

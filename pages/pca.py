@@ -1,15 +1,21 @@
-"""PCA: principal axes of a high-dimensional latent cloud, decoded live."""
+"""PCA: principal axes of a high-dimensional latent cloud, decoded live.
+
+The same browser explorer as Explore (ui/latent_explorer.js) over the principal
+plane: its sliders move z along the top principal components in σ units, and z is
+the one z of the session (and the URL), so Explore opens where PCA left it.
+"""
 import numpy as np
 import streamlit as st
 
-from ui_common import DISPLAY, current_checkpoint, get_pca, get_twonn, latents_or_build, set_z, show_image
-from vae_core.geometry import pca_to_z, traversal
+from ui_common import (Plane, current_checkpoint, get_pca, get_twonn, get_z, latent_view, latents_or_build,
+                       show_pixels)
 from vae_core.images import decode, tile
-from vae_core.plots import explained_variance_figure, latent_scatter
+from vae_core.plots import explained_variance_figure
 
 ckpt = current_checkpoint()
 model = ckpt.model
 d = model.latent_dim
+key = st.session_state["model_key"]
 st.title("PCA")
 
 if d <= 2:
@@ -32,44 +38,35 @@ m2.metric("Intrinsic dimension (TWO-NN)", f"{get_twonn(ckpt):.1f}",
                "distance over the test set's posterior means")
 m3.metric(f"Variance in the top {k} components", f"{pca.explained_ratio[:k].sum():.0%}")
 
-left, right = st.columns([1, 1], gap="large")
-with left:
-    c1, c2 = st.columns(2)
-    i = c1.selectbox("x: component", range(d), 0, format_func=lambda c: f"PC{c + 1}", key="pca_x")
-    j = c2.selectbox("y: component", range(d), 1, format_func=lambda c: f"PC{c + 1}", key="pca_y")
-    coeffs = np.array([st.session_state.get(f"pc_{c}", 0.0) for c in range(k)])
-    marker = None
-    if i < k and j < k:
-        marker = (coeffs[i] * pca.std[i], coeffs[j] * pca.std[j])
-    fig = latent_scatter(pca.projected[:, [i, j]], labels, ckpt.class_names, marker=marker, size=DISPLAY,
-                         axis_titles=(f"PC{i + 1}", f"PC{j + 1}"))
-    st.plotly_chart(fig, key="pca_scatter", width="content")
-    st.plotly_chart(explained_variance_figure(pca.explained_ratio, DISPLAY), key="pca_var", width="content")
+c1, c2, _ = st.columns([1, 1, 2])
+i = c1.selectbox("Scatter x: component", range(d), 0, format_func=lambda c: f"PC{c + 1}", key="pca_x")
+j = c2.selectbox("Scatter y: component", range(d), 1, format_func=lambda c: f"PC{c + 1}", key="pca_y")
+plane = Plane(points=pca.projected[:, [i, j]], labels=labels, mu=mu, origin=pca.mean, ax=pca.components[i],
+              ay=pca.components[j] if j != i else None, titles=(f"PC{i + 1}", f"PC{j + 1}"), tag=f"pca-{i}-{j}")
+sliders = [{"label": f"PC{c + 1}", "u": pca.components[c].tolist(), "scale": max(float(pca.std[c]), 1e-6),
+            "lo": -3.0, "hi": 3.0, "step": 0.1,
+            "help": f"σ = {pca.std[c]:.2f}, {pca.explained_ratio[c]:.0%} of the variance"} for c in range(k)]
+caption = (f"{len(mu):,} test latents projected on PC{i + 1} and PC{j + 1}. Each slider moves z along a principal "
+           f"axis v_i in standard deviations σ_i of the latents (a_i = (z − z̄)·v_i / σ_i); click a point to jump "
+           f"to its z, or click or drag elsewhere to move z in this plane.")
 
 
 @st.fragment
-def live_decode():
-    # the image first, from the sliders' current values, so it stays in view above them
-    a = np.array([st.session_state.get(f"pc_{c}", 0.0) for c in range(k)])
-    z = pca_to_z(pca, a)
-    show_image(decode(model, z), 280, "decode(z)")
-    st.caption(rf"$z = \bar z + \sum_i a_i \sigma_i v_i$ over the top {k} principal components $v_i$; "
-               r"each slider is $a_i$, in standard deviations $\sigma_i$ of the latents along $v_i$.")
-    for c in range(k):
-        st.slider(f"PC{c + 1} (σ = {pca.std[c]:.2f}, {pca.explained_ratio[c]:.0%} of variance)",
-                  -3.0, 3.0, 0.0, 0.1, key=f"pc_{c}")
-    if st.button("Use this z on Explore"):
-        set_z(z)
-        st.switch_page("pages/explore.py")
+def explorer():
+    """Reruns for each z the browser sends; the traversal strip follows z."""
+    latent_view(f"pca_{key}", ckpt, sliders, plane, caption)
+    c = st.selectbox("Traversal along", range(d), 0, format_func=lambda c: f"PC{c + 1}", key="pca_traverse")
+    # z itself moved along v_c from -3σ to +3σ: every other coordinate of z stays as it is
+    z, v, sd = get_z().astype(np.float64), pca.components[c], max(float(pca.std[c]), 1e-6)
+    steps = 11
+    a = np.linspace(-3.0, 3.0, steps) - (z - pca.mean) @ v / sd
+    strip = tile(decode(model, z + a[:, None] * sd * v)[None], pad=2, pad_value=60)
+    # 11 frames at 2x fit the column (3x overflowed it by 44 px)
+    show_pixels(strip, strip.shape[1] * 2, f"z moved along PC{c + 1} from −3σ to +3σ ({steps} steps); "
+                                           f"everything else at z")
 
 
-with right:
-    live_decode()
-
-st.subheader("Traversal")
-c = st.selectbox("Component", range(d), 0, format_func=lambda c: f"PC{c + 1}", key="pca_traverse")
-steps = 11
-zs = traversal(pca, c, base_coeffs=coeffs, n=steps, extent=3.0)
-strip = tile(decode(model, zs)[None], pad=2, pad_value=60)
-show_image(strip, strip.shape[1] * 3, f"PC{c + 1} from −3σ to +3σ ({steps} steps), the other components "
-                                          f"at the sliders' values")
+explorer()
+if st.button("Open this z on Explore", icon=":material/explore:"):
+    st.switch_page("pages/explore.py")  # z is the session's one z; app.py puts it in the URL there
+st.plotly_chart(explained_variance_figure(pca.explained_ratio, 460), key="pca_var", width="content")

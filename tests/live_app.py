@@ -30,8 +30,12 @@ def free_port() -> int:
 @contextmanager
 def app_server(env: dict | None = None, timeout: float = 90.0):
     """Start the app on a free port; yields its base URL; stops it afterwards."""
+    import shutil
+    import tempfile
     port = free_port()
-    full_env = {**os.environ, "VAE_NO_DOWNLOAD": "1", **(env or {})}
+    # a private runs folder unless the test names one: favourites and jobs never land in the clone
+    runs = None if "VAE_RUNS_DIR" in (env or {}) else tempfile.mkdtemp(prefix="vae-runs-")
+    full_env = {**os.environ, "VAE_NO_DOWNLOAD": "1", **({"VAE_RUNS_DIR": runs} if runs else {}), **(env or {})}
     log = open(REPO / "test-artifacts" / f"streamlit-{port}.log", "w") if (REPO / "test-artifacts").is_dir() \
         else subprocess.DEVNULL
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"),
@@ -61,6 +65,8 @@ def app_server(env: dict | None = None, timeout: float = 90.0):
             proc.kill()
         if log is not subprocess.DEVNULL:
             log.close()
+        if runs:
+            shutil.rmtree(runs, ignore_errors=True)
 
 
 def launch_chromium(playwright):
@@ -68,6 +74,47 @@ def launch_chromium(playwright):
 
 
 DECODED_IMG = 'img[alt="decode(z)"]'
+
+# What the explorer (ui/latent_explorer.js) shows now: its z, the z of the picture on
+# screen, the marker's plotted coordinates, the sliders' values and the URL's z.
+EXPLORER_STATE_JS = """() => {
+  const r = document.querySelector('.vle');
+  if (!r || !r.__explorer || !r.__explorer.z) return null;
+  const img = r.querySelector('img[alt="decode(z)"]');
+  const m = /[?&]z=([^&]+)/.exec(location.search);
+  return {z: r.dataset.z, img: img.dataset.z || null, marker: r.dataset.markerXy || null,
+          sliders: [...r.querySelectorAll('input[type=range]')].map((i) => [i.getAttribute('aria-label'), Number(i.value)]),
+          url: m && decodeURIComponent(m[1]), busy: !!r.__explorer.sendTimer || r.__explorer.ack < r.__explorer.seq};
+}"""
+
+
+def explorer_state(page) -> dict | None:
+    return page.evaluate(EXPLORER_STATE_JS)
+
+
+def settled_z(page, timeout_s: float = 30.0) -> list[float]:
+    """Wait until the explorer's z, its picture, the URL (the server has it) and every
+    slider agree and stay so for a second; return that z."""
+    deadline, since, last = time.time() + timeout_s, None, None
+    while True:
+        s = explorer_state(page)
+        ok = bool(s) and not s["busy"] and s["z"] == s["img"] == s["url"]
+        if ok:
+            z = [float(v) for v in s["z"].split(",")]
+            for label, value in s["sliders"]:
+                if label.startswith("z["):
+                    # a range input shows its value snapped to its step (0.05); the number beside it is exact
+                    ok = ok and abs(z[int(label[2:-1])] - value) <= 0.025 + 1e-6
+        now = time.time()
+        if ok and last == s:
+            if now - since >= 1.0:
+                return z
+        else:
+            since = now
+        last = s if ok else None
+        if now > deadline:
+            raise AssertionError(f"the explorer never settled: {s}")
+        page.wait_for_timeout(100)
 
 
 def decoded_image(page):

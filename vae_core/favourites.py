@@ -5,11 +5,18 @@
 
 Imports are untrusted user files: parsed with json (never pickle), size-capped,
 and every vector checked for length and finiteness before anything is kept.
+
+The Explore page keeps each model's favourites on disk in the same format, one file
+per model under $VAE_FAVOURITES_DIR (default: <runs folder>/.favourites/), written
+atomically, so they outlive a reload, a restart and a deleted favourite stays deleted.
 """
 from __future__ import annotations
 
 import json
 import math
+import os
+import re
+from pathlib import Path
 
 from vae_core import VaeError
 
@@ -49,3 +56,38 @@ def import_favourites(data: bytes, latent_dim: int) -> dict[str, list[float]]:
         out[str(name)[:100]] = [float(v) for v in z]
     return out
 
+
+
+# ---------------------------------------------------------------- on disk, per model
+
+def favourites_dir() -> Path:
+    """$VAE_FAVOURITES_DIR, else .favourites/ inside the runs folder (gitignored, beside the runs)."""
+    from vae_core.catalog import runs_dir
+    return Path(os.environ.get("VAE_FAVOURITES_DIR") or runs_dir() / ".favourites")
+
+
+def favourites_file(model_key: str) -> Path:
+    """One JSON file per model: 'runs/20261122-1530-ab12' -> runs_20261122-1530-ab12.json."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", model_key).lstrip(".") or "model"
+    return favourites_dir() / f"{safe}.json"
+
+
+def load_favourites(path: Path, latent_dim: int) -> dict[str, list[float]]:
+    """The favourites saved in path ({} when there are none yet). The file is the export
+    format, so it is checked like an import: a damaged file is a VaeError, never a crash."""
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        return {}
+    except OSError as e:
+        raise VaeError(f"The favourites file {path} cannot be read ({e.strerror}).") from e
+    try:
+        return import_favourites(data, latent_dim)
+    except VaeError as e:
+        raise VaeError(f"The saved favourites in {path} are unusable: {e}") from e
+
+
+def save_favourites(path: Path, favourites: dict[str, list[float]], model: str, latent_dim: int) -> None:
+    """Write all of a model's favourites at once, atomically (temporary file, fsync, rename)."""
+    from vae_core.checkpoint import atomic_write_bytes
+    atomic_write_bytes(Path(path), export_favourites(favourites, model, latent_dim))

@@ -1,0 +1,375 @@
+"""The explorer in a real browser (ui/latent_explorer.js under `streamlit run app.py`,
+Debian's Chromium): slider bursts and drags, point clicks, same-size geometry, links
+that keep z across navigation and reloads, favourites across a reload, both themes,
+and the public mode. Screenshots land in test-artifacts/ for a person to look at.
+"""
+import base64
+import io
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import REPO
+from tests.live_app import app_server, decoded_image, explorer_state, settled_z, wait_for_app
+from tests.test_browser import ARTIFACTS, assert_no_traceback, browser, digit_png, page, server  # noqa: F401 (fixtures)
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    from vae_core.checkpoint import load_checkpoint
+    from vae_core.latents import load_cached_latents
+    out = {}
+    for name in ("mnist-z2", "mnist-z16"):
+        ck = load_checkpoint(REPO / "checkpoints" / name)
+        out[name] = (ck, load_cached_latents(ck.hash, "test"))
+    return out
+
+
+def open_explorer(page, url: str) -> None:
+    page.goto(url)
+    wait_for_app(page)
+    page.locator(".vle").wait_for(timeout=60_000)
+    # the decoder's weights and the points arrive after the first picture
+    page.wait_for_function("() => { const r = document.querySelector('.vle'); return r && r.dataset.points"
+                           " && window.__vaeDecoders && Object.keys(window.__vaeDecoders).length > 0; }",
+                           timeout=60_000)
+
+
+def shown_pixels(page) -> np.ndarray:
+    src = decoded_image(page).get_attribute("src")
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))).convert("L")).astype(int)
+
+
+def assert_picture_is_decode_of(page, ck, z):
+    from vae_core.images import decode
+    assert np.abs(shown_pixels(page) - decode(ck.model, z).astype(int)).max() <= 1
+
+
+def wait_heading(page, text: str, timeout_ms: int = 60_000) -> None:
+    """Wait for the page's title (h1) to read exactly text."""
+    page.wait_for_function("(t) => [...document.querySelectorAll('h1')].some((h) => h.innerText.trim() === t)",
+                           arg=text, timeout=timeout_ms)
+
+
+def screen_of(page, x: float, y: float):
+    """Viewport position of plot coordinates (x, y), from the canvas box and the axis ranges."""
+    return page.evaluate("""([x, y]) => {
+      const ex = document.querySelector('.vle').__explorer, r = ex.pts.getBoundingClientRect();
+      const [[x0, x1], [y0, y1]] = ex.data.ranges;
+      return [r.left + (x - x0) / (x1 - x0) * r.width, r.top + (1 - (y - y0) / (y1 - y0)) * r.height];
+    }""", [x, y])
+
+
+def test_the_scatter_plot_area_and_the_image_are_the_same_size(server, page):
+    open_explorer(page, f"{server}/?model=fashion-mnist-missing")  # an unknown model falls back, with a notice
+    open_explorer(page, f"{server}/?model=fashion-z2")
+    boxes = page.evaluate("""() => { const r = document.querySelector('.vle');
+      const b = (e) => { const q = e.getBoundingClientRect(); return [q.left, q.top, q.width, q.height]; };
+      return {plot: b(r.querySelector('.vle-points')), img: b(r.querySelector('img[alt="decode(z)"]')),
+              legend: b(r.querySelector('.vle-legend')), chips: [...r.querySelectorAll('.vle-chip')].map(b)}; }""")
+    plot, img, legend = boxes["plot"], boxes["img"], boxes["legend"]
+    assert abs(plot[2] - img[2]) < 1 and abs(plot[3] - img[3]) < 1 and plot[2] == pytest.approx(plot[3])
+    assert plot[2] >= 400 and abs(plot[1] - img[1]) < 1  # side by side, tops aligned, at 1400 px
+    # the legend: every class shown whole, above the plot area, covering no point
+    assert len(boxes["chips"]) == 10
+    for chip in boxes["chips"]:
+        assert chip[1] + chip[3] <= plot[1] and chip[0] + chip[2] <= legend[0] + legend[2] + 1
+    assert "T-shirt/top" in page.locator(".vle-legend").inner_text()
+    assert img[2] == pytest.approx(decoded_image(page).evaluate("e => e.getBoundingClientRect().width"))
+    assert decoded_image(page).evaluate("e => getComputedStyle(e).imageRendering") == "pixelated"
+    page.screenshot(path=str(ARTIFACTS / "explore-fashion.png"), full_page=True)
+    assert_no_traceback(page)
+
+
+def test_sixty_presses_at_twenty_a_second_are_all_kept(server, page, shipped):
+    ck, _ = shipped["mnist-z2"]
+    open_explorer(page, f"{server}/?model=mnist-z2&z=-1.500,0.500")
+    assert settled_z(page) == [-1.5, 0.5]
+    slider = page.get_by_role("slider", name="z[0]")
+    slider.focus()
+    for _ in range(60):
+        page.keyboard.press("ArrowRight")
+        page.wait_for_timeout(50)
+    z = settled_z(page)
+    assert z == [1.5, 0.5]  # every press counted: 60 x 0.05
+    s = explorer_state(page)
+    assert s["marker"] == "1.5000,0.5000" and s["url"] == "1.500,0.500"
+    assert_picture_is_decode_of(page, ck, z)
+    # and back with a burst on the other slider, as fast as the keyboard goes
+    page.get_by_role("slider", name="z[1]").focus()
+    for _ in range(30):
+        page.keyboard.press("ArrowLeft")
+    assert settled_z(page) == [1.5, -1.0]
+    assert_picture_is_decode_of(page, ck, [1.5, -1.0])
+    assert_no_traceback(page)
+
+
+def test_a_two_second_mouse_drag_decodes_all_the_way(server, page, shipped):
+    ck, _ = shipped["mnist-z2"]
+    open_explorer(page, f"{server}/?model=mnist-z2&z=-3.000,0.000")
+    settled_z(page)
+    page.evaluate("""() => { window.__srcs = new Set();
+      new MutationObserver(() => window.__srcs.add(document.querySelector('img[alt="decode(z)"]').src))
+        .observe(document.querySelector('img[alt="decode(z)"]'), {attributes: true, attributeFilter: ['src']}); }""")
+    box = page.get_by_role("slider", name="z[0]").bounding_box()
+    y = box["y"] + box["height"] / 2
+    x_from = box["x"] + box["width"] * (1 / 8)   # -3 on [-4, 4]
+    x_to = box["x"] + box["width"] * (6 / 8)     # +2
+    page.mouse.move(x_from, y)
+    page.mouse.down()
+    for k in range(1, 41):  # 40 moves over 2 s
+        page.mouse.move(x_from + (x_to - x_from) * k / 40, y)
+        page.wait_for_timeout(50)
+    during = page.evaluate("() => window.__srcs.size")
+    page.mouse.up()
+    z = settled_z(page)
+    assert during >= 20, during  # a picture per move, not one at the release
+    assert 1.5 <= z[0] <= 2.5 and z[1] == 0.0
+    assert_picture_is_decode_of(page, ck, z)
+    assert explorer_state(page)["marker"] == f"{z[0]:.4f},0.0000"
+    assert_no_traceback(page)
+
+
+def test_clicking_a_point_jumps_to_that_images_whole_mu(server, page, shipped):
+    """mnist-z16: the click lands on a plotted point; z becomes its 16-dimensional posterior mean."""
+    ck, lat = shipped["mnist-z16"]
+    open_explorer(page, f"{server}/?model=mnist-z16")
+    settled_z(page)
+    ax, ay = page.evaluate("() => { const d = document.querySelector('.vle').__explorer.data; return [d.ax, d.ay]; }")
+    px, py = lat.mu @ np.array(ax), lat.mu @ np.array(ay)
+    # a point well away from the others, so the click can only mean it
+    order = np.argsort(-(np.abs(px - np.median(px)) + np.abs(py - np.median(py))))
+    target = None
+    for i in order[:200]:
+        close = np.sum((px - px[i]) ** 2 + (py - py[i]) ** 2 < 0.3 ** 2)
+        if close == 1 and np.all(np.abs(lat.mu[i]) < 4):
+            target = int(i)
+            break
+    assert target is not None
+    sx, sy = screen_of(page, float(px[target]), float(py[target]))
+    page.mouse.move(sx, sy)
+    tip = page.locator(".vle-tip")
+    tip.wait_for(state="visible", timeout=5_000)
+    assert f"#{target} " in tip.inner_text()  # the hover names the point under the mouse
+    page.mouse.click(sx, sy)
+    z = settled_z(page)
+    assert np.allclose(z, np.round(lat.mu[target], 3), atol=1e-3), (z, lat.mu[target])
+    assert_picture_is_decode_of(page, ck, z)
+    page.screenshot(path=str(ARTIFACTS / "explore-point-click.png"), full_page=True)
+    assert_no_traceback(page)
+
+
+def test_clicking_empty_space_moves_the_plotted_coordinates_there(server, page):
+    open_explorer(page, f"{server}/?model=mnist-z2")
+    settled_z(page)
+    # a spot inside the sliders' range [-4, 4] with no test point within reach
+    spot = page.evaluate("""() => { const ex = document.querySelector('.vle').__explorer;
+      for (let fy = 0.1; fy < 0.95; fy += 0.03) for (let fx = 0.1; fx < 0.95; fx += 0.03) {
+        const mx = ex.s * fx, my = ex.s * fy, [x, y] = ex.fromPx(mx, my);
+        if (Math.abs(x) < 3.5 && Math.abs(y) < 3.5 && ex.nearest(mx, my) < 0) {
+          const r = ex.pts.getBoundingClientRect(); return [r.left + mx, r.top + my, x, y]; } }
+      return null; }""")
+    assert spot is not None
+    page.mouse.click(spot[0], spot[1])
+    z = settled_z(page)
+    assert abs(z[0] - spot[2]) < 0.05 and abs(z[1] - spot[3]) < 0.05, (z, spot)
+    assert_no_traceback(page)
+
+
+def test_a_link_keeps_model_and_z_across_navigation_reload_and_a_new_tab(server, page, browser):
+    open_explorer(page, f"{server}/?model=mnist-z2&z=1.500,-2.000")
+    assert settled_z(page) == [1.5, -2.0]
+    for name, heading in (("Grid", "Grid"), ("Compare", "Compare"), ("Interpolate", "Interpolate")):
+        page.locator("[data-testid='stSidebarNav']").get_by_text(name, exact=True).click()
+        wait_heading(page, heading)
+        wait_for_app(page)
+        query = page.evaluate("() => decodeURIComponent(location.search)")
+        assert "model=mnist-z2" in query and "z=1.500,-2.000" in query, (name, query)
+        if name == "Grid":
+            grid_url = page.url
+    page.reload()
+    wait_for_app(page)
+    assert "z=1.500,-2.000" in page.evaluate("() => decodeURIComponent(location.search)")
+    other = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()  # a new tab, a new session
+    other.goto(grid_url)
+    wait_for_app(other)
+    wait_heading(other, "Grid")
+    other.locator("[data-testid='stSidebarNav']").get_by_text("Explore", exact=True).click()
+    other.locator(".vle").wait_for(timeout=60_000)
+    assert settled_z(other) == [1.5, -2.0]
+    other.context.close()
+    # a wrong link: a notice, not silent zeros
+    page.goto(f"{server}/?model=mnist-z2&z=1,2,3")
+    wait_for_app(page)
+    page.get_by_text("has 3 values but this model has 2").first.wait_for(timeout=30_000)
+    page.goto(f"{server}/?model=mnist-z2&z=9,-1")
+    wait_for_app(page)
+    page.get_by_text("were clipped").first.wait_for(timeout=30_000)
+    assert settled_z(page) == [4.0, -1.0]
+    assert_no_traceback(page)
+
+
+def test_pca_sliders_move_the_marker_and_the_link_reopens_on_explore(server, page, browser):
+    open_explorer(page, f"{server}/pca?model=mnist-z16")
+    wait_heading(page, "PCA")
+    z0 = settled_z(page)
+    marker0 = explorer_state(page)["marker"]
+    pc1 = page.get_by_role("slider", name="PC1")
+    pc1.focus()
+    for _ in range(15):
+        page.keyboard.press("ArrowRight")
+        page.wait_for_timeout(40)
+    z = settled_z(page)
+    s = explorer_state(page)
+    assert s["marker"] != marker0 and z != z0
+    assert float(dict(s["sliders"])["PC1"]) == pytest.approx(1.5, abs=1e-6)
+    page.screenshot(path=str(ARTIFACTS / "pca.png"), full_page=True)
+    page.get_by_role("button", name="Open this z on Explore").click()
+    wait_heading(page, "Explore")
+    page.locator(".vle").wait_for(timeout=60_000)
+    assert settled_z(page) == z
+    link = page.url
+    other = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    open_explorer(other, link)
+    assert settled_z(other) == z
+    other.context.close()
+    assert_no_traceback(page)
+
+
+def test_favourites_last_across_a_reload_and_a_delete_is_final(server, page, tmp_path):
+    from vae_core.favourites import export_favourites
+    open_explorer(page, f"{server}/?model=mnist-z2&z=0.250,-0.750")
+    settled_z(page)
+    page.get_by_role("tab", name="Favourites").click()
+    page.get_by_label("Name").fill("fat zero")
+    page.get_by_label("Name").press("Enter")
+    page.get_by_role("button", name="Save current z").click()
+    page.get_by_text("fat zero").first.wait_for(timeout=30_000)
+    page.reload()
+    wait_for_app(page)
+    page.get_by_role("tab", name="Favourites").click()
+    page.get_by_text("fat zero").first.wait_for(timeout=30_000)
+    # an import shows at once
+    data = export_favourites({"imported one": [-1.0, 1.0]}, "mnist-z2", 2)
+    page.locator("[data-testid='stFileUploaderDropzoneInput']").last.set_input_files(
+        files=[{"name": "favs.json", "mimeType": "application/json", "buffer": data}])
+    page.get_by_text("imported one").first.wait_for(timeout=30_000)
+    page.get_by_text("Imported 1 favourite").first.wait_for(timeout=30_000)
+    # Go moves z to it
+    page.get_by_role("button", name="Go").nth(1).click()
+    page.wait_for_function("() => decodeURIComponent(location.search).includes('z=-1.000,1.000')", timeout=30_000)
+    # delete the imported one: it stays deleted after reruns and a reload
+    page.get_by_role("tab", name="Favourites").click()
+    page.get_by_role("button", name="Delete").nth(1).click()
+    page.get_by_text("imported one").wait_for(state="detached", timeout=30_000)
+    page.get_by_role("button", name="Reset z to 0").click()  # another rerun
+    page.wait_for_function("() => decodeURIComponent(location.search).includes('z=0.000,0.000')", timeout=30_000)
+    assert page.get_by_text("imported one").count() == 0
+    page.reload()
+    wait_for_app(page)
+    page.get_by_role("tab", name="Favourites").click()
+    page.get_by_text("fat zero").first.wait_for(timeout=30_000)
+    assert page.get_by_text("imported one").count() == 0
+    assert_no_traceback(page)
+
+
+def test_jump_to_an_uploaded_image_brings_the_picture_into_view(server, page):
+    open_explorer(page, f"{server}/?model=mnist-z2")
+    settled_z(page)
+    page.locator("[data-testid='stFileUploaderDropzoneInput']").first.set_input_files(
+        files=[{"name": "zero.png", "mimeType": "image/png", "buffer": digit_png("zero")}])
+    jump = page.get_by_role("button", name="Jump to this image's z")
+    jump.wait_for(timeout=30_000)
+    jump.scroll_into_view_if_needed()
+    jump.click()
+    page.wait_for_function("() => !decodeURIComponent(location.search).includes('z=0.000,0.000')", timeout=30_000)
+    settled_z(page)
+    r = decoded_image(page).bounding_box()
+    assert r["y"] >= 0 and r["y"] + r["height"] <= page.viewport_size["height"], r
+    assert_no_traceback(page)
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_both_themes_follow_the_browser(server, browser, scheme):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, color_scheme=scheme)
+    pg = context.new_page()
+    for path in ("/?model=mnist-z16&z=" + ",".join(["0.5"] * 16), "/pca?model=mnist-z16", "/grid", "/interpolate",
+                 "/compare", "/train"):
+        pg.goto(server + path)
+        wait_for_app(pg)
+        pg.wait_for_timeout(1500)
+        name = path.strip("/").split("?")[0] or "explore"
+        pg.screenshot(path=str(ARTIFACTS / f"theme-{scheme}-{name}.png"), full_page=True)
+        bg = pg.evaluate("() => getComputedStyle(document.querySelector('[data-testid=stApp]')).backgroundColor")
+        lum = np.mean([int(v) for v in bg[bg.index("(") + 1:bg.index(")")].split(",")[:3]])
+        assert (lum < 80) if scheme == "dark" else (lum > 200), (path, bg)
+        assert_no_traceback(pg)
+    pg.goto(server + "/?model=mnist-z2")
+    pg.locator(".vle").wait_for(timeout=60_000)
+    pg.wait_for_function("() => document.querySelector('.vle').dataset.points", timeout=60_000)
+    # the axes' labels are drawn in the theme's text colour: light on dark, dark on light
+    fg = pg.evaluate("() => document.querySelector('.vle').__explorer.themeColour")
+    rgb = [int(v) for v in fg[fg.index("(") + 1:fg.index(")")].split(",")[:3]] if fg.startswith("rgb") else \
+        [int(fg[i:i + 2], 16) for i in (1, 3, 5)]
+    assert (np.mean(rgb) > 150) if scheme == "dark" else (np.mean(rgb) < 100), fg
+    context.close()
+
+
+def test_public_mode_has_no_train_page_and_no_server_paths(browser):
+    with app_server({"VAE_PUBLIC": "1"}) as url:
+        pg = browser.new_page(viewport={"width": 1400, "height": 1000})
+        pg.goto(f"{url}/")
+        wait_for_app(pg)
+        nav = pg.locator("[data-testid='stSidebarNav']").inner_text()
+        assert "Explore" in nav and "Train" not in nav
+        pg.goto(f"{url}/train")
+        wait_for_app(pg)
+        pg.wait_for_timeout(1000)
+        text = pg.locator("[data-testid='stApp']").inner_text()
+        assert "Start job" not in text and "New training job" not in text
+        pg.goto(f"{url}/compare?model=mnist-z2")
+        wait_for_app(pg)
+        wait_heading(pg, "Compare")
+        text = pg.locator("[data-testid='stApp']").inner_text()
+        assert "Evaluate" not in [b.inner_text() for b in pg.get_by_role("button").all()]
+        assert str(REPO) not in text and "/tmp" not in text
+        assert_no_traceback(pg)
+        pg.close()
+
+
+def test_without_browser_decoding_the_server_pictures_follow_a_burst(browser, shipped):
+    ck, _ = shipped["mnist-z2"]
+    with app_server({"VAE_BROWSER_DECODE": "0"}) as url:
+        pg = browser.new_page(viewport={"width": 1400, "height": 1000})
+        pg.goto(f"{url}/?model=mnist-z2&z=0.000,-1.000")
+        wait_for_app(pg)
+        pg.locator(".vle").wait_for(timeout=60_000)
+        settled_z(pg)
+        assert pg.evaluate("() => Object.keys(window.__vaeDecoders || {}).length") == 0
+        pg.get_by_role("slider", name="z[0]").focus()
+        for _ in range(20):
+            pg.keyboard.press("ArrowRight")
+            pg.wait_for_timeout(50)
+        z = settled_z(pg)
+        assert z == [1.0, -1.0]
+        assert_picture_is_decode_of(pg, ck, z)
+        assert_no_traceback(pg)
+        pg.close()
+
+
+def test_the_browser_decoder_matches_pytorch(server, page, shipped):
+    """ui/latent_explorer.js's decoder against PyTorch on the same weights: every pixel within one grey level."""
+    from vae_core.images import decode
+    ck, _ = shipped["mnist-z2"]
+    open_explorer(page, f"{server}/?model=mnist-z2")
+    assert page.evaluate("() => Object.keys(window.__vaeDecoders)") == [ck.hash]
+    rng = np.random.default_rng(0)
+    for z in [[0.0, 0.0], [3.9, -3.9], *rng.uniform(-4, 4, (6, 2)).tolist()]:
+        js = np.array(page.evaluate("([h, z]) => Array.from(window.__vaeDecodePixels(h, z).px)", [ck.hash, z]))
+        torch_px = decode(ck.model, z).astype(int).ravel()
+        assert np.abs(js - torch_px).max() <= 1, z
+        assert (js == torch_px).mean() > 0.99, z
