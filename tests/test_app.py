@@ -54,71 +54,103 @@ def no_errors(at):
     assert not at.error, [e.value for e in at.error]
 
 
+def explorer_data(at) -> dict:
+    """What the page hands the browser's explorer (ui/latent_explorer.js)."""
+    comps = at.get("bidi_component")
+    assert len(comps) == 1
+    return json.loads(comps[0].proto.json)
+
+
+def data_pixels(data) -> np.ndarray:
+    """The server's own picture in the explorer's data (a PNG data URI)."""
+    import base64
+    import io
+    from PIL import Image
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(data["image"].split(",", 1)[1]))))
+
+
+def read_points(url: str):
+    """The scatter file the browser fetches: uint32 N, float32 x, float32 y, uint8 labels."""
+    raw = (REPO / url.removeprefix("app/")).read_bytes()
+    n = int(np.frombuffer(raw[:4], np.uint32)[0])
+    return (np.frombuffer(raw, np.float32, n, 4), np.frombuffer(raw, np.float32, n, 4 + 4 * n),
+            np.frombuffer(raw, np.uint8, n, 4 + 8 * n))
+
+
 def test_explore_renders_the_default_model_and_its_scatter():
     at = app()
     no_errors(at)
     assert at.sidebar.selectbox[0].value == "mnist-z2"
-    assert [s.label for s in at.slider] == ["z[0]", "z[1]"]
-    assert len(at.get("plotly_chart")) == 2  # the scatter (from the shipped latent cache) and its marker overlay
-    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
-    assert sum(n_points(t) for t in spec["data"]) == 10_000
-    assert [t["name"] for t in spec["data"]] == [str(d) for d in range(10)]  # a legend of class names
+    data = explorer_data(at)
+    assert [s["label"] for s in data["sliders"]] == ["z[0]", "z[1]"] and data["z"] == [0.0, 0.0]
+    assert data["classes"] == [str(d) for d in range(10)] and data["n_points"] == 10_000
+    ck = load_checkpoint(REPO / "checkpoints" / "mnist-z2")
+    from vae_core.latents import load_cached_latents
+    lat = load_cached_latents(ck.hash, "test")
+    x, y, labels = read_points(data["points_url"])  # the points are the test set's posterior means
+    assert np.array_equal(x, lat.mu[:, 0]) and np.array_equal(y, lat.mu[:, 1]) and np.array_equal(labels, lat.labels)
+    assert data["model"] == ck.hash and (REPO / data["decoder_url"].removeprefix("app/")).is_file()
+    assert np.array_equal(data_pixels(data), decode(ck.model, [0.0, 0.0]))
     assert any("Device:" in c.value for c in at.sidebar.caption)
+    assert not at.get("plotly_chart")  # the scatter is the component's canvas, not Plotly
 
 
-def test_moving_a_slider_changes_the_decoded_image_and_the_url():
-    at = app()
-    before = decoded_pixels(at)
-    ck = load_checkpoint(REPO / "checkpoints" / "mnist-z2")
-    assert np.array_equal(before, decode(ck.model, [0.0, 0.0]))  # the page shows decode(z) itself
-    at.slider(key="z_slider_0").set_value(2.0).run()
-    no_errors(at)
-    after = decoded_pixels(at)
-    assert np.array_equal(after, decode(ck.model, [2.0, 0.0])) and not np.array_equal(after, before)
-    assert at.query_params["z"].startswith("2.000,")
-    # and the marker over the scatter follows, on the scatter's exact axes
-    scatter, overlay = (json.loads(c.proto.spec) for c in at.get("plotly_chart"))
-    assert overlay["data"][0]["name"] == "current z" and overlay["data"][0]["x"] == [2.0]
-    for axis in ("xaxis", "yaxis"):
-        assert overlay["layout"][axis]["range"] == scatter["layout"][axis]["range"]
-    for dim in ("width", "height", "margin"):
-        assert overlay["layout"][dim] == scatter["layout"][dim]
-
-
-def test_the_decoded_image_carries_its_z_and_the_decoder_goes_to_the_browser(monkeypatch):
-    """The browser decodes slider steps from the weights the page mounts; the server's image says which z it shows."""
-    at = app()
-    at.slider(key="z_slider_0").set_value(1.5).run()
-    html = [m.value for m in at.markdown if 'alt="decode(z)"' in m.value][0]
-    ck = load_checkpoint(REPO / "checkpoints" / "mnist-z2")
-    assert f'data-model="{ck.hash}"' in html and 'data-z="1.500,0.000"' in html
-    comps = at.get("bidi_component")
-    assert len(comps) == 1 and ck.hash in comps[0].proto.json
-    monkeypatch.setenv("VAE_BROWSER_DECODE", "0")  # the server-only path
-    at = app()
-    no_errors(at)
-    assert not at.get("bidi_component")
-    assert "data-z" not in [m.value for m in at.markdown if 'alt="decode(z)"' in m.value][0]
-
-
-def test_buttons_reset_and_sample():
-    at = app()
-    at.slider(key="z_slider_1").set_value(-1.5).run()
-    at.button[1].click().run()  # reset
-    assert at.slider(key="z_slider_1").value == 0.0
-    at.button[0].click().run()  # sample from the prior
-    no_errors(at)
-    assert at.session_state["z"] != [0.0, 0.0]
-
-
-def test_a_link_with_model_and_z_reopens_them():
+def test_server_side_changes_of_z_bump_its_version_and_reach_url_and_picture():
+    """Reset and sample are the server's changes: the browser takes a z only when v grows."""
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT)
-    at.query_params["model"] = "fashion-z2"
+    at.query_params["model"] = "mnist-z2"
     at.query_params["z"] = "1.250,-0.500"
     at.run()
     no_errors(at)
-    assert at.sidebar.selectbox[0].value == "fashion-z2"
-    assert at.slider(key="z_slider_0").value == 1.25 and at.slider(key="z_slider_1").value == -0.5
+    first = explorer_data(at)
+    assert first["z"] == [1.25, -0.5] and at.query_params["z"] == "1.250,-0.500"
+    sample = next(b for b in at.button if "Sample" in b.label)
+    sample.click().run()
+    data = explorer_data(at)
+    assert data["v"] > first["v"] and data["z"] != first["z"]
+    assert at.query_params["z"] == ",".join(f"{v:.3f}" for v in data["z"])
+    ck = load_checkpoint(REPO / "checkpoints" / "mnist-z2")
+    assert np.array_equal(data_pixels(data), decode(ck.model, data["z"]))
+    next(b for b in at.button if "Reset" in b.label).click().run()
+    again = explorer_data(at)
+    assert again["z"] == [0.0, 0.0] and again["v"] > data["v"] and at.query_params["z"] == "0.000,0.000"
+
+
+def test_without_browser_decoding_the_page_sends_no_decoder(monkeypatch):
+    monkeypatch.setenv("VAE_BROWSER_DECODE", "0")  # the server-only path
+    at = app()
+    no_errors(at)
+    data = explorer_data(at)
+    assert data["decoder_url"] is None and data["image"].startswith("data:image/png;base64,")
+
+
+def test_a_link_with_model_and_z_reopens_them_on_every_page():
+    for page in ("pages/explore.py", "pages/grid.py", "pages/compare.py"):
+        at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT)
+        at.query_params["model"] = "fashion-z2"
+        at.query_params["z"] = "1.250,-0.500"
+        at.run()
+        at.switch_page(page).run()
+        no_errors(at)
+        assert at.session_state["model_key"] == "fashion-z2" and at.session_state["z"] == [1.25, -0.5]
+        # a page switch keeps both in the URL (Streamlit's own navigation drops the query string)
+        assert at.query_params["model"] == "fashion-z2" and at.query_params["z"] == "1.250,-0.500"
+
+
+@pytest.mark.parametrize("z,notice,expect", [
+    ("1,2,3", "has 3 values but this model has 2", [0.0, 0.0]),
+    ("abc,1", "is not a list of numbers", [0.0, 0.0]),
+    ("nan,1", "NaN", [0.0, 0.0]),
+    ("9,-1", "were clipped", [4.0, -1.0]),
+])
+def test_a_bad_z_in_a_link_is_a_notice_not_silent_zeros(z, notice, expect):
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT)
+    at.query_params["model"] = "mnist-z2"
+    at.query_params["z"] = z
+    at.run()
+    assert not at.exception
+    assert any(notice in w.value for w in at.sidebar.warning), [w.value for w in at.sidebar.warning]
+    assert at.session_state["z"] == expect
 
 
 def test_an_unknown_model_in_the_link_falls_back_with_a_warning():
@@ -133,9 +165,23 @@ def test_an_unknown_model_in_the_link_falls_back_with_a_warning():
 def test_high_dimensional_model_on_explore_picks_slider_dimensions():
     at = app("mnist-z16")
     no_errors(at)
-    assert len(at.slider) == 8 and len(at.multiselect) == 1
+    data = explorer_data(at)
+    assert len(data["sliders"]) == 8 and len(at.multiselect) == 1
+    # the scatter's axes are the two dims of largest variance; a point's position is z projected on them
+    assert sum(data["ax"]) == 1.0 and sum(data["ay"]) == 1.0 and data["ax"] != data["ay"]
     at.multiselect[0].set_value([0, 1, 2]).run()
-    assert len(at.slider) == 3
+    assert [s["label"] for s in explorer_data(at)["sliders"]] == ["z[0]", "z[1]", "z[2]"]
+
+
+def test_the_nearest_test_images_follow_z(data_root, monkeypatch):
+    monkeypatch.setenv("VAE_DATA_ROOT", str(data_root))
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT)
+    at.query_params["model"] = "mnist-z2"
+    at.query_params["z"] = "0.000,3.500"  # the ones live up there
+    at.run()
+    no_errors(at)
+    caption = next(m.value for m in at.markdown if "nearest test images" in m.value)
+    assert caption.count(" 1") >= 6, caption
 
 
 def test_grid_size_changes_the_grid():
@@ -223,11 +269,20 @@ def test_pca_page_with_mnist_z16():
     assert metrics["Latent dimension"] == "16"
     twonn = float(metrics["Intrinsic dimension (TWO-NN)"])
     assert 1.0 < twonn < 16.0
-    before = image_urls(at)[0]
-    at.slider(key="pc_0").set_value(2.0).run()
-    no_errors(at)
-    assert image_urls(at)[0] != before
-    assert len(at.get("plotly_chart")) == 2  # component scatter + explained variance
+    data = explorer_data(at)
+    from vae_core.geometry import fit_pca
+    from vae_core.latents import load_cached_latents
+    ck = load_checkpoint(REPO / "checkpoints" / "mnist-z16")
+    pca = fit_pca(load_cached_latents(ck.hash, "test").mu)
+    # sliders along the top 8 principal axes in sigma units; the plane is PC1 x PC2 about the mean
+    assert [s["label"] for s in data["sliders"]] == [f"PC{c + 1}" for c in range(8)]
+    assert np.allclose(data["sliders"][0]["u"], pca.components[0]) and data["sliders"][0]["scale"] == pytest.approx(pca.std[0])
+    assert np.allclose(data["origin"], pca.mean) and np.allclose(data["ax"], pca.components[0])
+    x, y, _ = read_points(data["points_url"])
+    assert np.allclose(x, pca.projected[:, 0], atol=1e-5) and np.allclose(y, pca.projected[:, 1], atol=1e-5)
+    # the traversal strip follows the session's z, shared with Explore
+    assert any("z moved along PC1" in m.value for m in at.markdown)
+    assert any("Open this z on Explore" in b.label for b in at.button)
 
 
 def test_pca_page_for_a_2d_model_points_to_explore():

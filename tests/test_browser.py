@@ -148,7 +148,7 @@ def test_train_a_tiny_job_from_the_page_and_open_it_in_explore(browser, tmp_path
         preset = page.get_by_role("combobox", name="Preset")
         preset.wait_for(timeout=30_000)
         preset.click()
-        page.get_by_role("option", name="Quick test (digits, 1 minute)").click()
+        page.get_by_role("option", name="Quick test (digits, about 10 s)").click()
         wait_for_app(page)
         page.get_by_role("button", name="Start job").click()
         page.get_by_text("started.").first.wait_for(timeout=30_000)

@@ -3,14 +3,14 @@
 A slider step that waits for the server costs a WebSocket round trip, a script
 rerun and a page update (~100 ms here even for a bare Streamlit app). The
 decoders are small (a few million multiply-adds), so the browser decodes the
-slider's z itself in a few milliseconds and the server's image, which follows,
-only confirms it. This module flattens a decoder into a list of layers with
-float32 weights, packed by decoder_blob into one binary file that the browser
-fetches after the page has drawn; ui/client_decoder.js runs that list.
+slider's z itself in a few milliseconds; the server only learns the z (for the
+URL and the rest of the page). This module flattens a decoder into a list of
+layers with float32 weights, packed by decoder_blob into one binary file that the
+browser fetches after the page has drawn; ui/latent_explorer.js runs that list.
 
 Only what the decoders are made of is supported: Linear, LeakyReLU,
 ConvTranspose2d and the reshape between the fc part and the convolutions.
-Anything else raises VaeError and the page keeps the server-only path.
+Anything else raises VaeError and the explorer shows the server's pictures instead.
 """
 from __future__ import annotations
 
