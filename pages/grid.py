@@ -1,10 +1,31 @@
-"""Grid: decode an n x n grid over [-a, a]^2 or over the prior's quantiles."""
+"""Grid: decode an n x n grid over [-a, a]^2 or over the prior's quantiles.
+
+Speed: decoding up to 900 images is the slow part (a few hundred ms on a CPU), so the
+mosaic and its figure are cached by everything that sets them (the checkpoint's hash,
+the grid's axes, the base z, the two directions and the axis titles); a switch back
+to this page, or a rerun from any other widget, sends a cached figure. The figure
+carries the mosaic as a small PNG rather than an array of pixels (see
+vae_core.plots.grid_figure), and the 4x PNG for download is made only when its
+button is clicked.
+"""
 import numpy as np
 import streamlit as st
 
 from ui_common import current_checkpoint, get_pca, get_z
 from vae_core.images import decode_grid, grid_axes, png_bytes
 from vae_core.plots import grid_figure
+
+
+# cache_resource, not cache_data: the figure is handed out as the same object, not a
+# copy; unpickling a plotly figure validates it all again, which costs as much as
+# building it. Neither the mosaic nor the figure is changed after it is made.
+@st.cache_resource(show_spinner="Decoding the grid…", max_entries=32)
+def grid_view(ckpt_hash: str, _model, base: np.ndarray, axis_x: np.ndarray, axis_y: np.ndarray, dirs: tuple,
+              titles: tuple):
+    """(mosaic, figure) of a grid; _model is not hashed: ckpt_hash names its weights."""
+    mosaic = decode_grid(_model, base, axis_x, axis_y, dirs)
+    return mosaic, grid_figure(mosaic, axis_x, axis_y, titles)
+
 
 ckpt = current_checkpoint()
 d = ckpt.model.latent_dim
@@ -19,12 +40,16 @@ if mode == "quantiles":
     st.caption("Quantile spacing (Kingma & Welling 2014, Fig. 4): z = Φ⁻¹(p) on an even grid of p in (0, 1), "
                "so each cell holds the same prior mass.")
 
-base = get_z()
+# grid_latents adds x * dirs[0] + y * dirs[1] to the base, so the base must be 0 along
+# both directions for the axes' labels to be the z values that were decoded
+base = np.array(get_z(), dtype=np.float64)
 if d == 1:
     st.info("This model has one latent dimension: the grid shows z[0] along x (rows repeat).")
     dirs, titles = (np.eye(1)[0], np.zeros(1)), ("z[0]", "")
+    base[:] = 0.0
 elif d == 2:
     dirs, titles = (np.eye(2)[0], np.eye(2)[1]), ("z[0]", "z[1]")
+    base[:] = 0.0
 else:
     axes = st.radio("Axes", ["two dimensions", "two principal components"], horizontal=True, key="grid_axes")
     c1, c2 = st.columns(2)
@@ -32,19 +57,26 @@ else:
         i = c1.selectbox("x: dimension", range(d), 0, format_func=lambda k: f"z[{k}]", key="grid_dx")
         j = c2.selectbox("y: dimension", range(d), 1, format_func=lambda k: f"z[{k}]", key="grid_dy")
         dirs, titles = (np.eye(d)[i], np.eye(d)[j]), (f"z[{i}]", f"z[{j}]")
+        base[[i, j]] = 0.0
     else:
         pca = get_pca(ckpt)
         if pca is None:
             st.stop()
         i = c1.selectbox("x: component", range(d), 0, format_func=lambda k: f"PC{k + 1}", key="grid_pcx")
         j = c2.selectbox("y: component", range(d), 1, format_func=lambda k: f"PC{k + 1}", key="grid_pcy")
-        # one unit along an axis is one standard deviation of the latents along that component
+        # one unit along an axis is one standard deviation of the latents along that component,
+        # counted from the cloud's mean: take the current z's own coordinates on both out
+        for k in dict.fromkeys((i, j)):
+            base -= ((base - pca.mean) @ pca.components[k]) * pca.components[k]
         dirs = (pca.components[i] * pca.std[i], pca.components[j] * pca.std[j])
         titles = (f"PC{i + 1} (σ units)", f"PC{j + 1} (σ units)")
     st.caption("The other dimensions stay at the current z (set it on Explore).")
 
-axis = grid_axes(n, extent, mode)
-mosaic = decode_grid(ckpt.model, base, axis, axis if d > 1 else np.zeros(n), dirs)
-st.plotly_chart(grid_figure(mosaic, axis, axis, titles), key="grid_fig", width="content")
-st.download_button(f"Download PNG ({mosaic.shape[1] * 4}×{mosaic.shape[0] * 4})", png_bytes(mosaic, scale=4),
-                   file_name=f"grid-{n}x{n}.png", mime="image/png")
+axis_x = grid_axes(n, extent, mode)
+axis_y = axis_x if d > 1 else np.zeros(n)
+mosaic, fig = grid_view(ckpt.hash, ckpt.model, base, axis_x, axis_y, dirs, titles)
+st.plotly_chart(fig, key="grid_fig", width="content")
+# a callable: the 4x PNG is made when the button is clicked, not on every run; "ignore": no rerun
+st.download_button(f"Download PNG ({mosaic.shape[1] * 4}×{mosaic.shape[0] * 4})",
+                   lambda: png_bytes(mosaic, scale=4), file_name=f"grid-{n}x{n}.png", mime="image/png",
+                   on_click="ignore", key="grid_download")

@@ -1,4 +1,10 @@
-"""Interpolate: two images -> their z (posterior means) -> lerp / slerp path -> frames and a GIF."""
+"""Interpolate: two images -> their z (posterior means) -> lerp / slerp path -> frames and a GIF.
+
+With the dataset here the page opens on two test-set images, so a path shows at once;
+uploads are one click away. Each stage is cached by its content (the image bytes or
+array, the checkpoint's hash, the path's settings), so moving the scrubber or changing
+the GIF's options redoes neither the preprocessing, the encoding nor the decoding.
+"""
 import numpy as np
 import streamlit as st
 
@@ -9,6 +15,32 @@ from vae_core.images import decode, reconstruct, tile
 from vae_core.interpolate import path
 from vae_core.preprocess import IMAGE_TYPES, prepare_upload
 
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def prepared_upload(data: bytes, name: str, invert: str):
+    """prepare_upload by content: a 20 MB photo is decoded once, not on every rerun."""
+    return prepare_upload(data, name, invert=invert)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def endpoint(ckpt_hash: str, _model, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mu, reconstruction) of one (28, 28) image; _model is not hashed: ckpt_hash names its weights."""
+    mu, recon = reconstruct(_model, image[None])
+    return mu[0], recon[0]
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def path_frames(ckpt_hash: str, _model, z_a: np.ndarray, z_b: np.ndarray, steps: int, method: str) -> np.ndarray:
+    return decode(_model, path(z_a, z_b, steps, method))
+
+
+@st.cache_data(show_spinner="Making the GIF…", max_entries=16)
+def make_gif(frames: np.ndarray, size: int, fps: int, resample: str, pingpong: bool, labels: bool):
+    """(GIF bytes, frames in it): the preview needs the bytes, the download button reuses them."""
+    gif = gif_bytes(frames, size=size, fps=fps, resample=resample, pingpong=pingpong, labels=labels)
+    return gif, gif_info(gif)["frames"]
+
+
 ckpt = current_checkpoint()
 model = ckpt.model
 st.title("Interpolate")
@@ -16,8 +48,9 @@ test_images = get_test_images(ckpt.dataset)
 
 
 def pick_image(side: str, default_index: int):
-    """One endpoint: an upload or a test-set image. Returns a (28, 28) uint8 image or None."""
-    sources = ["Upload"] + (["Test-set image"] if test_images is not None else [])
+    """One endpoint: a test-set image (the default, when the dataset is here) or an upload.
+    Returns a (28, 28) uint8 image or None."""
+    sources = (["Test-set image"] if test_images is not None else []) + ["Upload"]
     source = (st.radio(f"Image {side}", sources, horizontal=True, key=f"src_{side}") if len(sources) > 1
               else "Upload")
     if source == "Upload":
@@ -28,7 +61,7 @@ def pick_image(side: str, default_index: int):
         if up is None:
             return None
         try:
-            prep = prepare_upload(up.getvalue(), up.name, invert=invert)
+            prep = prepared_upload(up.getvalue(), up.name, invert)
         except VaeError as e:
             show_error(e)
             return None
@@ -46,11 +79,11 @@ for col, side, default in zip(cols, ["A", "B"], [3, 2]):
     with col:
         img = pick_image(side, default)
         if img is not None:
-            mu, recon = reconstruct(model, img[None])
+            mu, recon = endpoint(ckpt.hash, model, img)
             a, b = st.columns(2)
             show_image(img, 168, "input (preprocessed)", a)
-            show_image(recon[0], 168, "reconstruction", b)
-            ends.append(mu[0])
+            show_image(recon, 168, "reconstruction", b)
+            ends.append(mu)
 
 if len(ends) < 2:
     st.info("Choose two images to interpolate between" +
@@ -63,8 +96,7 @@ method = c1.radio("Method", ["lerp", "slerp"], horizontal=True, key="interp_meth
                   help="slerp follows the great circle between the two z and interpolates their norms, "
                        "so the path does not cut through the low-density centre of the prior")
 steps = c2.slider("Steps (frames, both ends included)", 2, 120, 12, key="interp_steps")
-zs = path(ends[0], ends[1], steps, method)
-frames = decode(model, zs)
+frames = path_frames(ckpt.hash, model, ends[0], ends[1], steps, method)
 
 c1, c2 = st.columns([1, 2], gap="large")
 with c1:
@@ -85,11 +117,12 @@ fps = c3.slider("Frames per second", 1, 30, 10, key="gif_fps")
 pingpong = c4.checkbox("Ping-pong (there and back)", key="gif_pingpong")
 labels = c5.checkbox("Step labels", key="gif_labels")
 try:
-    gif = gif_bytes(frames, size=size, fps=fps, resample=resample, pingpong=pingpong, labels=labels)
+    gif, n_frames = make_gif(frames, size, fps, resample, pingpong, labels)
 except VaeError as e:
     show_error(e)
     st.stop()
-info = gif_info(gif)
-st.download_button(f"Download GIF ({info['frames']} frames, {size}×{size}, {len(gif) / 1024:.0f} kB)", gif,
-                   file_name=f"interpolation-{method}-{steps}.gif", mime="image/gif", key="gif_download")
+# "ignore": a download needs no rerun of the page
+st.download_button(f"Download GIF ({n_frames} frames, {size}×{size}, {len(gif) / 1024:.0f} kB)", gif,
+                   file_name=f"interpolation-{method}-{steps}.gif", mime="image/gif", key="gif_download",
+                   on_click="ignore")
 st.image(gif, caption="preview (loops forever)", width=size, output_format="GIF")
