@@ -13,7 +13,7 @@ from vae_core.favourites import export_favourites, import_favourites
 from vae_core.images import decode, decode_grid, grid_axes, grid_latents, png_bytes, tile, upscale
 from vae_core.latents import nearest_indices
 from vae_core.models import ModelConfig, build_model
-from vae_core.plots import latent_scatter, marker_overlay, square_ranges, z_from_selection
+from vae_core.plots import square_ranges
 
 
 @pytest.fixture(scope="module")
@@ -66,36 +66,12 @@ def test_decode_grid_tiles_every_cell(model):
     assert tile(np.zeros((2, 3, 28, 28), np.uint8), pad=2).shape == (58, 88)
 
 
-def test_scatter_and_marker_overlay_share_their_geometry():
+def test_square_ranges_hold_every_point_with_equal_units():
     rng = np.random.default_rng(0)
-    pts, labels = rng.normal(size=(300, 2)) * [1.0, 3.0], np.repeat(np.arange(3), 100)
-    ranges = square_ranges(pts)
-    (x0, x1), (y0, y1) = ranges
+    pts = rng.normal(size=(300, 2)) * [1.0, 3.0]
+    (x0, x1), (y0, y1) = square_ranges(pts)
     assert x1 - x0 == pytest.approx(y1 - y0)  # equal units on both axes
     assert x0 <= pts[:, 0].min() and pts[:, 0].max() <= x1 and y0 <= pts[:, 1].min() and pts[:, 1].max() <= y1
-    fig = latent_scatter(pts, labels, ["a", "b", "c"], ranges=ranges)
-    assert [t.name for t in fig.data] == ["a", "b", "c"] and all(t.type == "scattergl" for t in fig.data)
-    assert np.array_equal(np.asarray(fig.data[1].customdata), np.arange(100, 200))
-    over = marker_overlay(1.5, -2.0, ranges)
-    assert tuple(over.data[0].x) == (1.5,) and over.data[0].type == "scatter"
-    for attr in ("width", "height"):
-        assert getattr(over.layout, attr) == getattr(fig.layout, attr)
-    assert over.layout.margin == fig.layout.margin
-    assert tuple(over.layout.xaxis.range) == tuple(fig.layout.xaxis.range)
-    assert tuple(over.layout.yaxis.range) == tuple(fig.layout.yaxis.range)
-    m = fig.layout.margin  # the plot area is square
-    assert fig.layout.width - m.l - m.r == fig.layout.height - m.t - m.b
-
-
-def test_selection_to_z():
-    mu = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], dtype=np.float32)
-    z = np.array([0.0, 0.0, 0.0])
-    point = {"points": [{"x": 9.0, "y": 9.0, "customdata": 1}], "box": []}
-    assert np.allclose(z_from_selection(point, z, mu, 0, 2), [4, 5, 6])  # the clicked image's whole z
-    box = {"points": [], "box": [{"x": [1.0, 3.0], "y": [-1.0, 0.0]}]}
-    assert np.allclose(z_from_selection(box, z, mu, 0, 2), [2.0, 0.0, -0.5])  # centre on the plotted dims
-    no_index = {"points": [{"x": 0.5, "y": -0.5}], "box": []}
-    assert np.allclose(z_from_selection(no_index, z, mu, 1, 2), [0.0, 0.5, -0.5])
 
 
 def test_nearest_indices():

@@ -1,4 +1,5 @@
-"""Plotly figures over latents (no streamlit here: pages pass these to st.plotly_chart)."""
+"""Plotly figures (no streamlit here: pages pass these to st.plotly_chart); the latent scatter
+itself is drawn by the browser (ui/latent_explorer.js)."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,95 +10,13 @@ PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7",
            "#56B4E9", "#F0E442", "#000000", "#999999", "#882255"]
 
 
-# Fixed geometry shared by the scatter and its marker overlay: with autoexpand off and
-# explicit square axis ranges, both figures put a given z on the same pixel.
-# The legend lives in the top margin; the figure (size tall, about size - 50 wide) fits a half-page column.
-SCATTER_MARGIN = dict(l=45, r=10, t=62, b=40, autoexpand=False)
-
-
-MARKER_STYLE = dict(size=18, symbol="x", color="red", line=dict(width=2, color="white"))
-
-
 def square_ranges(points: np.ndarray, pad: float = 0.05):
-    """Equal-length x and y ranges around the points: equal units on both axes."""
+    """Equal-length x and y ranges around the points: equal units on both axes
+    (the explorer's scatter, ui/latent_explorer.js, draws on a square plot area)."""
     lo, hi = points.min(0), points.max(0)
     centre = (lo + hi) / 2
     half = max(float((hi - lo).max()) / 2 * (1 + pad), 1e-3)
     return (centre[0] - half, centre[0] + half), (centre[1] - half, centre[1] + half)
-
-
-def _scatter_geometry(fig: go.Figure, size: int, ranges, axis_titles, visible_axes: bool = True) -> go.Figure:
-    """A figure size px tall whose plot area is a square (equal units on both axes)."""
-    (x0, x1), (y0, y1) = ranges
-    m = SCATTER_MARGIN
-    fig.update_layout(width=size - (m["t"] + m["b"]) + (m["l"] + m["r"]), height=size, margin=m)
-    # fixedrange: a zoom would move the scatter under its marker overlay
-    fig.update_xaxes(range=[x0, x1], fixedrange=True, visible=visible_axes, title=axis_titles[0])
-    fig.update_yaxes(range=[y0, y1], fixedrange=True, visible=visible_axes, title=axis_titles[1])
-    return fig
-
-
-def latent_scatter(points: np.ndarray, labels: np.ndarray, class_names: list[str], size: int = 420,
-                   axis_titles=("z[0]", "z[1]"), ranges=None, marker=None) -> go.Figure:
-    """WebGL scatter of 2-D points coloured by label, one trace (and legend entry) per class.
-
-    marker=(x, y) adds the current z as a last WebGL trace (WebGL draws above SVG); pages
-    that move it on every slider step use marker_overlay instead.
-    """
-    fig = go.Figure()
-    for c in np.unique(labels):
-        sel = np.flatnonzero(labels == c)
-        name = class_names[c] if c < len(class_names) else str(c)
-        # customdata carries each point's row index, so a click can jump to that image's whole z
-        fig.add_trace(go.Scattergl(x=points[sel, 0], y=points[sel, 1], mode="markers", name=name,
-                                   customdata=sel,
-                                   marker=dict(size=3, color=PALETTE[int(c) % len(PALETTE)], opacity=0.6),
-                                   hovertemplate=f"{name}<br>(%{{x:.2f}}, %{{y:.2f}})<extra></extra>"))
-    if marker is not None:
-        fig.add_trace(go.Scattergl(x=[float(marker[0])], y=[float(marker[1])], mode="markers", name="current z",
-                                   hoverinfo="skip", marker=MARKER_STYLE))
-    fig.update_layout(legend=dict(orientation="h", x=0, y=1.02, yanchor="bottom", itemsizing="constant",
-                                  font=dict(size=11)),
-                      dragmode="select", clickmode="event+select")  # a click selects the point under it
-    return _scatter_geometry(fig, size, ranges or square_ranges(points), axis_titles)
-
-
-def marker_overlay(x: float, y: float, ranges, size: int = 420) -> go.Figure:
-    """The current z alone, on a transparent figure with the scatter's exact geometry.
-
-    The page lays it over the scatter, so a slider step redraws one SVG point instead
-    of 10,000+ WebGL ones (which kept the browser busy for hundreds of ms).
-    """
-    fig = go.Figure(go.Scatter(x=[float(x)], y=[float(y)], mode="markers", name="current z", hoverinfo="skip",
-                               marker=MARKER_STYLE))
-    fig.update_layout(showlegend=False, paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)")
-    return _scatter_geometry(fig, size, ranges, ("", ""), visible_axes=False)
-
-
-def z_from_selection(selection: dict, z, mu: np.ndarray, dx: int, dy: int | None) -> np.ndarray:
-    """The z a scatter selection asks for.
-
-    A clicked point jumps to that image's whole posterior mean (customdata holds
-    its row index); a box sets the two plotted dimensions to the box's centre and
-    keeps the others.
-    """
-    new = np.array(z, dtype=np.float32).copy()
-    if selection.get("box"):
-        box = selection["box"][0]
-        new[dx] = float(np.mean(box["x"]))
-        if dy is not None:
-            new[dy] = float(np.mean(box["y"]))
-        return new
-    point = selection["points"][0]
-    idx = point.get("customdata")
-    if isinstance(idx, list):
-        idx = idx[0] if idx else None
-    if idx is not None and 0 <= int(idx) < len(mu):
-        return np.array(mu[int(idx)], dtype=np.float32)
-    new[dx] = float(point["x"])
-    if dy is not None:
-        new[dy] = float(point["y"])
-    return new
 
 
 def grid_figure(mosaic: np.ndarray, axis_x: np.ndarray, axis_y: np.ndarray, titles=("z[0]", "z[1]"),
