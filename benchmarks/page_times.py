@@ -238,6 +238,7 @@ def main():
             cells += [f"{'-':>11}", f"{'-':>19}", f"{'-':>7}"]
         print(f"{title:<12} {model:<10} " + " ".join(cells))
     print("bare: a two-page Streamlit app (a title; a title and a 3-point plotly chart), the same switch")
+    print("1st switch: each session opens on the last page of its list (Train), so that page's is its second visit")
 
 
 if __name__ == "__main__":
