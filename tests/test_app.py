@@ -184,26 +184,6 @@ def test_the_nearest_test_images_follow_z(data_root, monkeypatch):
     assert caption.count(" 1") >= 6, caption
 
 
-def test_grid_size_changes_the_grid():
-    at = app(page="pages/grid.py")
-    no_errors(at)
-
-    def grid_shape():
-        spec = json.loads(at.get("plotly_chart")[0].proto.spec)
-        z = spec["data"][0]["z"]  # a typed array: {"dtype", "bdata", "shape": "H, W, 3"}
-        return tuple(int(v) for v in z["shape"].split(","))[:2]
-
-    assert grid_shape() == (15 * 28, 15 * 28)
-    at.slider(key="grid_n").set_value(7).run()
-    no_errors(at)
-    assert grid_shape() == (7 * 28, 7 * 28)
-    at.radio(key="grid_mode").set_value("quantiles").run()
-    no_errors(at)
-    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
-    ticks = [float(t) for t in spec["layout"]["xaxis"]["ticktext"]]
-    assert ticks[0] == pytest.approx(-1.15, abs=0.01)  # Phi^-1(1/8) for n = 7
-
-
 def test_grid_over_principal_components_for_z16():
     at = app("mnist-z16", page="pages/grid.py")
     at.radio(key="grid_axes").set_value("two principal components").run()
@@ -254,12 +234,6 @@ def test_interpolation_endpoints_equal_the_decoded_endpoints(method, data_root, 
     at.slider(key="interp_scrub").set_value(4).run()
     assert image_urls(at)[4] == media_url(png_bytes(frames[4], scale=10))
     assert not np.array_equal(other[4], frames[4])
-
-
-def test_interpolate_without_images_explains_what_to_do():
-    at = app(page="pages/interpolate.py")
-    no_errors(at)
-    assert any("Choose two images" in i.value for i in at.info)
 
 
 def test_pca_page_with_mnist_z16():

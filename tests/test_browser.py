@@ -61,6 +61,18 @@ def digit_png(kind: str, size=(120, 160)) -> bytes:
     return buf.getvalue()
 
 
+def choose_uploads(page, sides=("A", "B")) -> None:
+    """Interpolate opens on two test-set images when the dataset is here: pick Upload on
+    those sides (without the dataset the uploaders are all there is)."""
+    page.get_by_text("Image A").first.wait_for(timeout=30_000)  # a radio's label, or an uploader's
+    for n, side in enumerate(sides, 1):
+        option = page.locator("[data-testid='stRadio']").filter(has_text=f"Image {side}").get_by_text("Upload", exact=True)
+        if option.count():
+            option.click()
+        page.locator("[data-testid='stFileUploaderDropzoneInput']").nth(n - 1).wait_for(state="attached")
+        wait_for_app(page)
+
+
 def assert_no_traceback(page):
     text = page.locator("[data-testid='stApp']").inner_text()
     assert "Traceback" not in text and "Error running app" not in text
@@ -69,6 +81,7 @@ def assert_no_traceback(page):
 def test_interpolate_two_uploads_and_download_a_gif(server, page):
     page.goto(f"{server}/interpolate")
     wait_for_app(page)
+    choose_uploads(page)
     inputs = page.locator("[data-testid='stFileUploaderDropzoneInput']")
     inputs.nth(0).set_input_files(files=[{"name": "zero.png", "mimeType": "image/png", "buffer": digit_png("zero")}])
     wait_for_app(page)
@@ -108,6 +121,7 @@ def test_interpolate_two_uploads_and_download_a_gif(server, page):
 def test_a_corrupt_upload_shows_an_error_not_a_traceback(server, page, name, payload):
     page.goto(f"{server}/interpolate")
     wait_for_app(page)
+    choose_uploads(page)
     page.locator("[data-testid='stFileUploaderDropzoneInput']").nth(0).set_input_files(
         files=[{"name": name, "mimeType": "image/png", "buffer": payload}])
     wait_for_app(page)
