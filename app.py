@@ -16,11 +16,11 @@ from ui_common import public_mode, sidebar_model_picker  # noqa: E402  (set_page
 st.html("""<style>
 @keyframes vae-busy-in { to { opacity: 1; } }
 @keyframes vae-busy-slide { from { background-position: -40vw 0; } to { background-position: 100vw 0; } }
-.stApp[data-test-script-state="running"]::before {
+[data-testid="stApp"][data-test-script-state="running"]::before {
   content: ""; position: fixed; top: 0; left: 0; right: 0; height: 3px; z-index: 1000100; opacity: 0;
   background: linear-gradient(90deg, transparent, var(--primary-color, #ff4b4b), transparent) no-repeat;
   background-size: 40vw 3px; animation: vae-busy-in 0s 0.3s forwards, vae-busy-slide 1.1s linear infinite; }
-.stApp[data-test-script-state="running"]::after {
+[data-testid="stApp"][data-test-script-state="running"]::after {
   content: "Working…"; position: fixed; top: 8px; right: 16px; z-index: 1000100; opacity: 0; font-size: 0.8rem;
   padding: 2px 10px; border-radius: 10px; background: rgba(128,128,128,0.25); animation: vae-busy-in 0s 0.3s forwards; }
 </style>""")

@@ -178,7 +178,9 @@ def test_train_a_tiny_job_from_the_page_and_open_it_in_explore(browser, tmp_path
         picker.wait_for(timeout=30_000)
         assert picker.input_value().startswith("runs/") and "digits" in picker.input_value()
         decoded_image(page).wait_for(timeout=30_000)
-        page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)  # its latents were cached by the job
+        # its latents were cached by the job: the scatter draws them
+        page.wait_for_function("() => { const r = document.querySelector('.vle'); return r && r.dataset.points; }",
+                               timeout=30_000)
         page.screenshot(path=str(ARTIFACTS / "train-explore.png"), full_page=True)
         assert_no_traceback(page)
         page.close()
