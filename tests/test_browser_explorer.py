@@ -265,7 +265,8 @@ def test_favourites_last_across_a_reload_and_a_delete_is_final(server, page, tmp
     # delete the imported one: it stays deleted after reruns and a reload
     page.get_by_role("tab", name="Favourites").click()
     page.get_by_role("button", name="Delete").nth(1).click()
-    page.get_by_text("imported one").wait_for(state="detached", timeout=30_000)
+    page.wait_for_function("() => ![...document.querySelectorAll('strong')].some((e) => e.innerText === 'imported one')",
+                           timeout=30_000)
     page.get_by_role("button", name="Reset z to 0").click()  # another rerun
     page.wait_for_function("() => decodeURIComponent(location.search).includes('z=0.000,0.000')", timeout=30_000)
     assert page.get_by_text("imported one").count() == 0
