@@ -159,6 +159,10 @@ def test_clicking_a_point_jumps_to_that_images_whole_mu(server, page, shipped):
     z = settled_z(page)
     assert np.allclose(z, np.round(lat.mu[target], 3), atol=1e-3), (z, lat.mu[target])
     assert_picture_is_decode_of(page, ck, z)
+    # the readout shows all 16 values, on screen, not cut
+    code = page.locator(".vle-out code")
+    assert code.inner_text() == "z = [" + ", ".join(f"{v:.3f}" for v in z) + "]"
+    assert code.evaluate("e => e.scrollWidth <= e.clientWidth + 1 && e.getBoundingClientRect().height > 0")
     page.screenshot(path=str(ARTIFACTS / "explore-point-click.png"), full_page=True)
     assert_no_traceback(page)
 
@@ -228,6 +232,11 @@ def test_pca_sliders_move_the_marker_and_the_link_reopens_on_explore(server, pag
     assert s["marker"] != marker0 and z != z0
     assert float(dict(s["sliders"])["PC1"]) == pytest.approx(1.5, abs=1e-6)
     page.screenshot(path=str(ARTIFACTS / "pca.png"), full_page=True)
+    # the traversal strip fits the main column (it overflowed it by 44 px)
+    strip = page.locator('img[alt^="z moved along PC1"]')
+    main = page.locator("[data-testid='stMainBlockContainer']").bounding_box()
+    box = strip.bounding_box()
+    assert box["x"] >= main["x"] and box["x"] + box["width"] <= main["x"] + main["width"] + 1, (box, main)
     page.get_by_role("button", name="Open this z on Explore").click()
     wait_heading(page, "Explore")
     page.locator(".vle").wait_for(timeout=60_000)
