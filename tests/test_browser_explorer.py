@@ -49,6 +49,15 @@ def assert_picture_is_decode_of(page, ck, z):
     assert np.abs(shown_pixels(page) - decode(ck.model, z).astype(int)).max() <= 1
 
 
+def press(page, slider: str, key: str, times: int, every_ms: int = 0) -> None:
+    """Focus a slider and press a key on it `times` times, every_ms apart (0: as fast as the keyboard goes)."""
+    page.get_by_role("slider", name=slider).focus()
+    for _ in range(times):
+        page.keyboard.press(key)
+        if every_ms:
+            page.wait_for_timeout(every_ms)
+
+
 def wait_heading(page, text: str, timeout_ms: int = 60_000) -> None:
     """Wait for the page's title (h1) to read exactly text."""
     page.wait_for_function("(t) => [...document.querySelectorAll('h1')].some((h) => h.innerText.trim() === t)",
@@ -89,20 +98,14 @@ def test_sixty_presses_at_twenty_a_second_are_all_kept(server, page, shipped):
     ck, _ = shipped["mnist-z2"]
     open_explorer(page, f"{server}/?model=mnist-z2&z=-1.500,0.500")
     assert settled_z(page) == [-1.5, 0.5]
-    slider = page.get_by_role("slider", name="z[0]")
-    slider.focus()
-    for _ in range(60):
-        page.keyboard.press("ArrowRight")
-        page.wait_for_timeout(50)
+    press(page, "z[0]", "ArrowRight", 60, every_ms=50)  # 20 presses a second
     z = settled_z(page)
     assert z == [1.5, 0.5]  # every press counted: 60 x 0.05
     s = explorer_state(page)
     assert s["marker"] == "1.5000,0.5000" and s["url"] == "1.500,0.500"
     assert_picture_is_decode_of(page, ck, z)
     # and back with a burst on the other slider, as fast as the keyboard goes
-    page.get_by_role("slider", name="z[1]").focus()
-    for _ in range(30):
-        page.keyboard.press("ArrowLeft")
+    press(page, "z[1]", "ArrowLeft", 30)
     assert settled_z(page) == [1.5, -1.0]
     assert_picture_is_decode_of(page, ck, [1.5, -1.0])
     assert_no_traceback(page)
@@ -222,11 +225,7 @@ def test_pca_sliders_move_the_marker_and_the_link_reopens_on_explore(server, pag
     wait_heading(page, "PCA")
     z0 = settled_z(page)
     marker0 = explorer_state(page)["marker"]
-    pc1 = page.get_by_role("slider", name="PC1")
-    pc1.focus()
-    for _ in range(15):
-        page.keyboard.press("ArrowRight")
-        page.wait_for_timeout(40)
+    press(page, "PC1", "ArrowRight", 15, every_ms=40)
     z = settled_z(page)
     s = explorer_state(page)
     assert s["marker"] != marker0 and z != z0
@@ -360,10 +359,7 @@ def test_without_browser_decoding_the_server_pictures_follow_a_burst(browser, sh
         pg.locator(".vle").wait_for(timeout=60_000)
         settled_z(pg)
         assert pg.evaluate("() => Object.keys(window.__vaeDecoders || {}).length") == 0
-        pg.get_by_role("slider", name="z[0]").focus()
-        for _ in range(20):
-            pg.keyboard.press("ArrowRight")
-            pg.wait_for_timeout(50)
+        press(pg, "z[0]", "ArrowRight", 20, every_ms=50)
         z = settled_z(pg)
         assert z == [1.0, -1.0]
         assert_picture_is_decode_of(pg, ck, z)
