@@ -18,6 +18,7 @@ from vae_core.device import describe_device, resolve_device
 from vae_core.images import png_bytes
 from vae_core.latents import encode_dataset, load_cached_latents
 
+
 def public_mode() -> bool:
     """VAE_PUBLIC=1: a shared demo. The explorer pages only: no Train page, nothing that
     starts, cancels or deletes a job, writes beside a model or names a server path."""
@@ -170,7 +171,7 @@ def sync_url() -> None:
     """Model and z in the URL on every run of every page: Streamlit drops the query
     string when the sidebar switches pages, and a copied link must reopen the same point."""
     st.query_params["model"] = st.session_state["model_key"]
-    st.query_params["z"] = ",".join(f"{v:.3f}" for v in st.session_state["z"])
+    st.query_params["z"] = z_text(st.session_state["z"])
 
 
 def get_z() -> np.ndarray:
@@ -190,8 +191,12 @@ def set_z(z, client: bool = False) -> None:
     if not client:
         st.session_state["z_version"] = st.session_state.get("z_version", 0) + 1
     if "model_key" in st.session_state:
-        st.query_params["z"] = ",".join(f"{v:.3f}" for v in z)
+        st.query_params["z"] = z_text(z)
 
+
+def z_text(z) -> str:
+    """z as the URL and the explorer write it: '0.500,-1.250'."""
+    return ",".join(f"{v:.3f}" for v in z)
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
@@ -399,7 +404,7 @@ def latent_view(key: str, ckpt, sliders: list[dict], plane: Plane | None, captio
         "ay": None if plane is None or plane.ay is None else plane.ay.astype(float).tolist(),
         "sliders": sliders, "z": z, "v": st.session_state.get("z_version", 0),
         "ack": st.session_state.get("z_ack"), "zmax": Z_RANGE,
-        "image": image, "image_z": ",".join(f"{v:.3f}" for v in z), "size": DISPLAY, "caption": caption,
+        "image": image, "image_z": z_text(z), "size": DISPLAY, "caption": caption,
     }
     mu = plane.mu if plane is not None else np.zeros((0, d))
     _explorer_component()(key=key, data=data, on_move_change=lambda: _on_move(key),

@@ -5,7 +5,6 @@ In CI (CI=true) these tests must run: a missing Chromium fails them, never skips
 """
 import io
 import os
-import time
 
 import numpy as np
 import pytest

@@ -5,7 +5,6 @@ and the public mode. Screenshots land in test-artifacts/ for a person to look at
 """
 import base64
 import io
-import time
 
 import numpy as np
 import pytest
@@ -419,7 +418,7 @@ def test_download_png_legend_toggle_and_a_drag_on_the_scatter(server, page, ship
     assert page.evaluate("() => document.querySelector('.vle-points').toDataURL()") != before
     assert page.locator(".vle-chip.off").count() == 1
     # a drag across empty space and points moves z continuously and ends where the mouse let go
-    (x0, y0), (x1, y1) = screen_of(page, -3.0, -3.5), screen_of(page, 3.0, -3.5)
+    (x0, y0), (x1, _) = screen_of(page, -3.0, -3.5), screen_of(page, 3.0, -3.5)
     page.mouse.move(x0, y0)
     page.mouse.down()
     for k in range(1, 21):

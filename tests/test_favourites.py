@@ -1,6 +1,5 @@
 """Favourites on disk, one file per model (vae_core.favourites), and the shipped server config."""
 import json
-import os
 import tomllib
 
 import pytest
