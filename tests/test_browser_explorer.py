@@ -410,6 +410,11 @@ def test_download_png_legend_toggle_and_a_drag_on_the_scatter(server, page, ship
     with page.expect_download() as dl:
         page.get_by_role("button", name="Download PNG").click()
     png = np.asarray(Image.open(dl.value.path()).convert("L")).astype(int)
+    # Copy z puts the whole readout on the clipboard
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.get_by_role("button", name="Copy z").click()
+    page.get_by_role("button", name="Copied").wait_for(timeout=5_000)
+    assert page.evaluate("() => navigator.clipboard.readText()") == "z = [0.500, -0.500]"
     assert png.shape == (280, 280)  # 10x, crisp: every 10x10 block is one decoded pixel
     assert np.abs(png[::10, ::10] - decode(ck.model, [0.5, -0.5]).astype(int)).max() <= 1
     # hiding a class in the legend takes its points off the canvas (and no others)
