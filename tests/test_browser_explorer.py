@@ -269,6 +269,8 @@ def test_favourites_last_across_a_reload_and_a_delete_is_final(server, page, tmp
     # Go moves z to it
     page.get_by_role("button", name="Go").nth(1).click()
     page.wait_for_function("() => decodeURIComponent(location.search).includes('z=-1.000,1.000')", timeout=30_000)
+    # the explorer takes the server's z and scrolls its picture into view: let it, before clicking on
+    assert settled_z(page) == [-1.0, 1.0]
     # delete the imported one: it stays deleted after reruns and a reload
     page.get_by_role("tab", name="Favourites").click()
     page.get_by_role("button", name="Delete").nth(1).click()
@@ -381,56 +383,23 @@ def test_the_browser_decoder_matches_pytorch(server, page, shipped):
 
 
 def test_a_run_longer_than_a_third_of_a_second_shows_that_the_app_is_working(page):
-    with app_server() as server:  # its own server: Compare's first run loads models from disk (slow)
-        page.goto(f"{server}/?model=mnist-z2")
+    # its own server: PCA's first run for mnist-bin-z50 fits the PCA and the TWO-NN
+    # dimension of 10,000 50-d latents, seconds on these cores
+    with app_server() as server:
+        page.goto(f"{server}/?model=mnist-bin-z50")
         wait_for_app(page)
-        # watch the top bar through a real slow run: Compare loading two models
         page.evaluate("""() => { window.__busy = []; const tick = () => {
             const app = document.querySelector('[data-testid=stApp]');
             window.__busy.push([app.getAttribute('data-test-script-state'), getComputedStyle(app, '::before').opacity,
                                 getComputedStyle(app, '::after').content, getComputedStyle(app, '::before').animationDelay]);
-            if (window.__busy.length < 400) setTimeout(tick, 25); }; tick(); }""")
-        page.locator("[data-testid='stSidebarNav']").get_by_text("Compare", exact=True).click()
-        page.wait_for_function("() => [...document.querySelectorAll('h1')].some((h) => h.innerText.trim() === 'Compare')",
-                               timeout=60_000)
-        wait_for_app(page)
+            if (window.__busy.length < 2000) setTimeout(tick, 25); }; tick(); }""")
+        page.locator("[data-testid='stSidebarNav']").get_by_text("PCA", exact=True).click()
+        page.wait_for_function("() => [...document.querySelectorAll('h1')].some((h) => h.innerText.trim() === 'PCA')",
+                               timeout=120_000)
+        wait_for_app(page, 120_000)
         seen = page.evaluate("() => window.__busy")
         shown = [s for s in seen if s[0] == "running" and s[1] == "1" and "Working" in s[2]]
-        assert shown, seen[:40]
+        assert shown, (len(seen), seen[:40])
         # it waits 0.3 s into a run (quick fragment reruns never flash), and is gone when the run ends
         assert all("0.3s" in s[3] for s in shown)
         assert all(s[2] == "none" for s in seen if s[0] != "running")
-
-
-def test_download_png_legend_toggle_and_a_drag_on_the_scatter(server, page, shipped):
-    from vae_core.images import decode
-    ck, _ = shipped["mnist-z2"]
-    open_explorer(page, f"{server}/?model=mnist-z2&z=0.500,-0.500")
-    settled_z(page)
-    with page.expect_download() as dl:
-        page.get_by_role("button", name="Download PNG").click()
-    png = np.asarray(Image.open(dl.value.path()).convert("L")).astype(int)
-    # Copy z puts the whole readout on the clipboard
-    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
-    page.get_by_role("button", name="Copy z").click()
-    page.get_by_role("button", name="Copied").wait_for(timeout=5_000)
-    assert page.evaluate("() => navigator.clipboard.readText()") == "z = [0.500, -0.500]"
-    assert png.shape == (280, 280)  # 10x, crisp: every 10x10 block is one decoded pixel
-    assert np.abs(png[::10, ::10] - decode(ck.model, [0.5, -0.5]).astype(int)).max() <= 1
-    # hiding a class in the legend takes its points off the canvas (and no others)
-    before = page.evaluate("() => document.querySelector('.vle-points').toDataURL()")
-    page.locator(".vle-chip", has_text="1").first.click()
-    assert page.evaluate("() => document.querySelector('.vle-points').toDataURL()") != before
-    assert page.locator(".vle-chip.off").count() == 1
-    # a drag across empty space and points moves z continuously and ends where the mouse let go
-    (x0, y0), (x1, _) = screen_of(page, -3.0, -3.5), screen_of(page, 3.0, -3.5)
-    page.mouse.move(x0, y0)
-    page.mouse.down()
-    for k in range(1, 21):
-        page.mouse.move(x0 + (x1 - x0) * k / 20, y0)
-        page.wait_for_timeout(30)
-    page.mouse.up()
-    z = settled_z(page)
-    assert abs(z[0] - 3.0) < 0.05 and abs(z[1] + 3.5) < 0.05, z
-    assert_picture_is_decode_of(page, ck, z)
-    assert_no_traceback(page)
