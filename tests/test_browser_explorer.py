@@ -403,3 +403,37 @@ def test_a_run_longer_than_a_third_of_a_second_shows_that_the_app_is_working(pag
         # it waits 0.3 s into a run (quick fragment reruns never flash), and is gone when the run ends
         assert all("0.3s" in s[3] for s in shown)
         assert all(s[2] == "none" for s in seen if s[0] != "running")
+
+
+def test_download_png_legend_toggle_and_a_drag_on_the_scatter(server, page, shipped):
+    from vae_core.images import decode
+    ck, _ = shipped["mnist-z2"]
+    open_explorer(page, f"{server}/?model=mnist-z2&z=0.500,-0.500")
+    settled_z(page)
+    with page.expect_download() as dl:
+        page.get_by_role("button", name="Download PNG").click()
+    png = np.asarray(Image.open(dl.value.path()).convert("L")).astype(int)
+    # Copy z puts the whole readout on the clipboard
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.get_by_role("button", name="Copy z").click()
+    page.get_by_role("button", name="Copied").wait_for(timeout=5_000)
+    assert page.evaluate("() => navigator.clipboard.readText()") == "z = [0.500, -0.500]"
+    assert png.shape == (280, 280)  # 10x, crisp: every 10x10 block is one decoded pixel
+    assert np.abs(png[::10, ::10] - decode(ck.model, [0.5, -0.5]).astype(int)).max() <= 1
+    # hiding a class in the legend takes its points off the canvas (and no others)
+    before = page.evaluate("() => document.querySelector('.vle-points').toDataURL()")
+    page.locator(".vle-chip", has_text="1").first.click()
+    assert page.evaluate("() => document.querySelector('.vle-points').toDataURL()") != before
+    assert page.locator(".vle-chip.off").count() == 1
+    # a drag across empty space and points moves z continuously and ends where the mouse let go
+    (x0, y0), (x1, _) = screen_of(page, -3.0, -3.5), screen_of(page, 3.0, -3.5)
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    for k in range(1, 21):
+        page.mouse.move(x0 + (x1 - x0) * k / 20, y0)
+        page.wait_for_timeout(30)
+    page.mouse.up()
+    z = settled_z(page)
+    assert abs(z[0] - 3.0) < 0.05 and abs(z[1] + 3.5) < 0.05, z
+    assert_picture_is_decode_of(page, ck, z)
+    assert_no_traceback(page)
