@@ -26,6 +26,14 @@ def public_mode() -> bool:
     return os.environ.get("VAE_PUBLIC", "") not in ("", "0")
 
 
+def plain(text) -> str:
+    """Text from a link, a folder name or a config shown as itself in Markdown elements
+    (st.caption, st.warning, st.error): every Markdown character is escaped, so a crafted
+    model name cannot draw a link or fetch an image (a tracking pixel)."""
+    import re
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$:])", r"\\\1", str(text))
+
+
 Z_RANGE = 4.0  # sliders span [-4, 4]: the prior's +-4 sigma
 DISPLAY = 460  # px: the largest side of the scatter's plot area and of the decoded image (the same)
 
@@ -74,9 +82,9 @@ def current_checkpoint():
     try:
         return get_checkpoint(str(entry.path), weights.stat().st_mtime_ns)
     except FileNotFoundError:
-        st.error(f"The model {entry.key} is gone from {entry.path}; pick another model in the sidebar.")
+        st.error(f"The model {plain(entry.key)} is gone from {plain(entry.path)}; pick another model in the sidebar.")
     except VaeError as e:
-        st.error(f"The model {entry.key} cannot be loaded: {e} Pick another model in the sidebar.")
+        st.error(f"The model {plain(entry.key)} cannot be loaded: {plain(e)} Pick another model in the sidebar.")
     st.stop()
 
 
@@ -123,7 +131,10 @@ def parse_z(text: str | None, dim: int) -> tuple[list[float] | None, str | None]
 
 def sidebar_model_picker() -> ModelEntry | None:
     """The model picker; the choice is kept in session state and mirrored in the URL."""
-    entries = list_models()
+    problems = []
+    entries = list_models(problems=problems)
+    for key, reason in problems:  # a bad folder costs one line here, never the app
+        st.sidebar.caption(f":material/error: {plain(key)} cannot be loaded: {plain(reason)}")
     if not entries:
         st.sidebar.error("No models found: the checkpoints/ folder is empty and no training run has finished.")
         return None
@@ -132,14 +143,15 @@ def sidebar_model_picker() -> ModelEntry | None:
     wanted = st.session_state.get("model_key") or st.query_params.get("model") or DEFAULT_MODEL
     if wanted not in by_key:
         if "model" in st.query_params:
-            st.sidebar.warning(f"Model {st.query_params['model']!r} from the link was not found; showing {keys[0]}.")
+            st.sidebar.warning(f"Model {plain(repr(st.query_params['model'][:80]))} from the link was not found; "
+                               f"showing {plain(keys[0])}.")
         wanted = keys[0]
     key = st.sidebar.selectbox("Model", keys, index=keys.index(wanted),
                                format_func=lambda k: by_key[k].label, key="model_picker",
                                help="Shipped models and finished training runs: dataset, model, latent dim, "
                                     "test loss (negative ELBO in nats per image)")
     entry = by_key[key]
-    st.sidebar.caption(entry.label)
+    st.sidebar.caption(plain(entry.label))
     from vae_core.evaluate import read_metrics
     try:  # scores written for other weights in this folder are not shown as this model's
         # the page loads this same cached checkpoint next; its hash was taken as it was read

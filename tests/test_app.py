@@ -297,4 +297,42 @@ def test_a_damaged_run_in_the_picker_gives_a_message_not_a_traceback(tmp_path, m
     at.query_params["model"] = "runs/broken"
     at.run()
     assert not at.exception
-    assert any("cannot be loaded" in e.value and "model.safetensors" in e.value for e in at.error)
+    assert any("cannot be loaded" in e.value and "model.safetensors" in e.value.replace("\\", "") for e in at.error)
+
+
+def test_a_bad_run_folder_costs_one_line_in_the_picker_never_the_app(tmp_path, monkeypatch):
+    """Run folders are untrusted: a deeply nested config.json (once an error box on every
+    page) and NaN weights (once black images, silently) each cost one clear line."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file, save_file
+    monkeypatch.setenv("VAE_RUNS_DIR", str(tmp_path))
+    shutil.copytree(REPO / "checkpoints" / "mnist-z2", tmp_path / "nested")
+    (tmp_path / "nested" / "config.json").write_text("[" * 100_000)
+    shutil.copytree(REPO / "checkpoints" / "mnist-z2", tmp_path / "diverged")
+    weights = tmp_path / "diverged" / "model.safetensors"
+    state = load_file(weights)
+    first = next(iter(state))
+    state[first] = torch.full_like(state[first], float("nan"))
+    meta = json.loads(weights.read_bytes()[8:8 + int.from_bytes(weights.read_bytes()[:8], "little")]).get("__metadata__")
+    save_file(state, weights, metadata=meta)
+    at = app()
+    assert any("runs/nested cannot be loaded" in c.value.replace("\\", "") for c in at.sidebar.caption)
+    for page in ("pages/train.py", "pages/compare.py", "pages/grid.py"):
+        no_errors(app(page=page))
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT)
+    at.query_params["model"] = "runs/diverged"
+    at.run()
+    assert not at.exception
+    assert any("NaN or infinite weights" in e.value.replace("\\", "") for e in at.error)
+
+
+def test_a_model_name_from_a_link_is_shown_as_plain_text():
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT)
+    at.query_params["model"] = "![x](http://127.0.0.1:9/pixel.png) [click](http://127.0.0.1:9/)"
+    at.run()
+    assert not at.exception
+    warning = next(w.value for w in at.sidebar.warning if "not found" in w.value)
+    assert "](" not in warning.replace("\\]\\(", "")  # every bracket escaped: no link, no image
+    assert "\\!\\[x\\]" in warning

@@ -103,3 +103,49 @@ def test_list_checkpoints(tmp_path):
     save_checkpoint(tmp_path / "a", _model())
     (tmp_path / "not-one").mkdir()
     assert [p.name for p in list_checkpoints(tmp_path)] == ["a", "b"]
+
+
+def _crafted(tmp_path, **model_changes):
+    """A copy of a real checkpoint whose config.json's model section was edited by hand."""
+    folder = tmp_path / "crafted"
+    save_checkpoint(folder, _model())
+    cfg = json.loads((folder / "config.json").read_text())
+    cfg["model"].update(model_changes)
+    (folder / "config.json").write_text(json.dumps(cfg))
+    return folder
+
+
+@pytest.mark.parametrize("changes,match", [
+    ({"latent_dim": 16}, "does not fit.*the config wants"),  # checked on the meta device: no memory taken
+    ({"latent_dim": 2_000_000}, "impossible model"),        # was 34 s and a 6.9 GB peak before the refusal
+    ({"latent_dim": 10 ** 9}, "impossible model"),          # was an uncaught allocation error
+    ({"channels": [1e9, 1]}, "impossible model"),
+    ({"channels": ["a", 1]}, "no usable 'model' section"),  # was an uncaught ValueError
+    ({"channels": [32, 64, 128]}, "channels"),
+    ({"hidden": True}, "impossible model"),
+    ({"latent_dim": [1, 2]}, "whole number"),
+])
+def test_a_crafted_model_config_is_refused_before_anything_is_allocated(tmp_path, changes, match):
+    with pytest.raises(VaeError, match=match):
+        load_checkpoint(_crafted(tmp_path, **changes))
+
+
+def test_a_huge_integer_or_deep_nesting_in_config_json_is_a_clear_error(tmp_path):
+    folder = _crafted(tmp_path)
+    text = (folder / "config.json").read_text()
+    (folder / "config.json").write_text(text.replace('"latent_dim": 2', '"latent_dim": ' + "9" * 5000))
+    with pytest.raises(VaeError, match="not valid JSON"):
+        load_checkpoint(folder)
+    (folder / "config.json").write_text("[" * 100_000)  # was a RecursionError on every page
+    with pytest.raises(VaeError, match="not valid JSON"):
+        load_checkpoint(folder)
+
+
+def test_nan_or_inf_weights_are_refused_with_a_clear_message(tmp_path):
+    for bad in (float("nan"), float("inf")):
+        model = _model()
+        with torch.no_grad():
+            next(model.parameters())[0].fill_(bad)
+        save_checkpoint(tmp_path / "diverged", model)
+        with pytest.raises(VaeError, match="NaN or infinite weights"):
+            load_checkpoint(tmp_path / "diverged")

@@ -50,3 +50,20 @@ def test_the_shipped_server_config_binds_to_localhost():
     assert "base" not in cfg.get("theme", {})  # the theme follows the browser's light/dark preference
     run_app = (REPO / "scripts" / "run-app.sh").read_text()
     assert "server.address" not in run_app and "0.0.0.0" not in run_app  # the run script does not widen it
+
+
+@pytest.mark.parametrize("payload", [b"[" * 100_000, b'{"format": "vae-explorer-favourites", "latent_dim": ' + b"9" * 5000 + b"}"])
+def test_hostile_json_in_user_and_disk_files_is_a_clear_refusal_or_a_rebuild(tmp_path, payload):
+    """Deep nesting and huge integers: once uncaught RecursionError/ValueError, on every rerun."""
+    from vae_core.favourites import import_favourites
+    from vae_core.jobs import read_status
+    from vae_core.latents import load_cached_latents
+    with pytest.raises(VaeError, match="not valid JSON"):
+        import_favourites(payload, 2)
+    cache = tmp_path / "cache" / "0123456789abcdef"
+    cache.mkdir(parents=True)
+    (cache / "test_meta.json").write_bytes(payload)
+    assert load_cached_latents("0123456789abcdef", "test", tmp_path / "cache") is None  # rebuilt, not a crash
+    (tmp_path / "job").mkdir()
+    (tmp_path / "job" / "status.json").write_bytes(payload)
+    assert read_status(tmp_path / "job") is None

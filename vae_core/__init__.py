@@ -13,4 +13,19 @@ class VaeError(Exception):
     """
 
 
-__all__ = ["VaeError"]
+def parse_json(text):
+    """json.loads for text a person or another process wrote (uploads, run folders, caches).
+
+    Every way such text can be unusable raises ValueError, which callers expect: not
+    JSON, integers past Python's 4,300-digit limit (a ValueError already) and nesting
+    deep enough to exhaust the stack (a RecursionError otherwise, which escaped every
+    caller and put an error box on every page).
+    """
+    import json
+    try:
+        return json.loads(text)
+    except RecursionError as e:
+        raise ValueError("the JSON is nested too deeply") from e
+
+
+__all__ = ["VaeError", "parse_json"]

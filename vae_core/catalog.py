@@ -6,12 +6,11 @@ folder holds model.safetensors (at least one epoch completed).
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from vae_core import VaeError
+from vae_core import VaeError, parse_json
 from vae_core.checkpoint import is_checkpoint, read_config
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -38,15 +37,23 @@ class ModelEntry:
         return f"{self.key} · {self.dataset} · {self.kind} · z={self.latent_dim}{loss}"
 
 
-def _entry(key: str, path: Path) -> ModelEntry | None:
+def _entry(key: str, path: Path, problems: list | None = None) -> ModelEntry | None:
+    """The picker's entry for a checkpoint folder; a damaged or foreign one is not offered
+    and, when problems is given, adds one (key, reason) line to it instead."""
     try:
         cfg = read_config(path)
         model = cfg["model"]
-        return ModelEntry(key, path, cfg.get("dataset", {}).get("name", "unknown"),
-                          int(model["latent_dim"]), model.get("kind", "conv-vae"),
-                          cfg.get("metrics", {}).get("test_loss"))
-    except (VaeError, KeyError, TypeError, ValueError):
-        return None  # a damaged or foreign folder is not offered
+        loss = cfg.get("metrics", {}).get("test_loss")
+        return ModelEntry(key, path, str(cfg.get("dataset", {}).get("name", "unknown")),
+                          int(model["latent_dim"]), str(model.get("kind", "conv-vae")),
+                          float(loss) if isinstance(loss, (int, float)) and not isinstance(loss, bool) else None)
+    except VaeError as e:
+        reason = str(e)
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
+        reason = f"its config.json has no usable model section ({type(e).__name__})"
+    if problems is not None:
+        problems.append((key, reason))
+    return None
 
 
 def _finished(folder: Path) -> bool:
@@ -55,24 +62,27 @@ def _finished(folder: Path) -> bool:
     if not status.is_file():
         return True
     try:
-        return json.loads(status.read_text()).get("state") == "done"
-    except (OSError, ValueError):
+        return parse_json(status.read_text()).get("state") == "done"
+    except (OSError, ValueError, AttributeError):
         return False
 
 
-def list_models(runs=None) -> list[ModelEntry]:
-    """Shipped models first (the default at the top), then runs, newest first."""
+def list_models(runs=None, problems: list | None = None) -> list[ModelEntry]:
+    """Shipped models first (the default at the top), then runs, newest first.
+
+    problems, when given, receives (key, reason) for each folder that cannot be offered.
+    """
     entries = []
     if SHIPPED_DIR.is_dir():
         names = sorted(p.name for p in SHIPPED_DIR.iterdir() if is_checkpoint(p))
         names.sort(key=lambda n: n != DEFAULT_MODEL)
-        entries += [e for n in names if (e := _entry(n, SHIPPED_DIR / n))]
+        entries += [e for n in names if (e := _entry(n, SHIPPED_DIR / n, problems))]
     root = runs_dir(runs)
     if root.is_dir():
         # a background job's folder holds weights after its first epoch; offer it once done
         folders = sorted((p for p in root.iterdir() if is_checkpoint(p) and _finished(p)),
                          key=lambda p: p.stat().st_mtime, reverse=True)
-        entries += [e for p in folders if (e := _entry(f"runs/{p.name}", p))]
+        entries += [e for p in folders if (e := _entry(f"runs/{p.name}", p, problems))]
     return entries
 
 

@@ -26,7 +26,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load_bytes
 from safetensors.torch import save as st_save_bytes
 
-from vae_core import VaeError
+from vae_core import VaeError, parse_json
 from vae_core.models import AutoEncoder, ModelConfig, build_model
 
 FORMAT_VERSION = 1
@@ -128,10 +128,10 @@ def checkpoint_hash(folder) -> str:
 def read_config(folder) -> dict:
     path = Path(folder) / CONFIG
     try:
-        config = json.loads(path.read_text())
+        config = parse_json(path.read_text())
     except FileNotFoundError as e:
         raise VaeError(f"{path} is missing: a checkpoint folder needs {WEIGHTS} and {CONFIG}.") from e
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (OSError, ValueError) as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise VaeError(f"{path} is not valid JSON ({e}); the checkpoint is damaged.") from e
     if not isinstance(config, dict):
         raise VaeError(f"{path} does not hold a JSON object; the checkpoint is damaged.")
@@ -160,22 +160,50 @@ def load_checkpoint(folder, device: torch.device | str = "cpu") -> Checkpoint:
     except (SafetensorError, ValueError, RuntimeError, OverflowError) as e:
         raise VaeError(f"{weights_path} is not a valid safetensors file (truncated or corrupt: {e}). "
                        f"Retrain or restore the checkpoint.") from e
-    try:
-        model_config = ModelConfig.from_dict(config["model"])
-    except (KeyError, TypeError) as e:
-        raise VaeError(f"{folder / CONFIG} has no usable 'model' section ({e}).") from e
+    model_config = _model_config(config, folder / CONFIG)
+    _check_fits(model_config, state, weights_path, folder / CONFIG)
+    bad = [k for k, t in state.items() if t.is_floating_point() and not torch.isfinite(t).all()]
+    if bad:
+        raise VaeError(f"{weights_path} holds NaN or infinite weights ({', '.join(bad[:3])}): the training "
+                       f"diverged. Retrain with a lower --lr or restore an earlier checkpoint.")
     model = build_model(model_config)
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        first = str(e).strip().splitlines()
-        detail = " ".join(line.strip() for line in first[:3])
-        raise VaeError(f"{weights_path} does not fit the model described in {folder / CONFIG} "
-                       f"(shape or key mismatch: {detail[:300]}).") from e
+    model.load_state_dict(state, strict=True)
     model.to(device).eval()
     for p in model.parameters():
         p.requires_grad_(False)
     return Checkpoint(folder, model, config, model_config, content_hash(blob))
+
+
+def _model_config(config: dict, config_path: Path) -> ModelConfig:
+    """The model section of config.json as a ModelConfig, or VaeError: a run folder is
+    untrusted input ("channels": ["a", 1], a 5,000-digit latent_dim, a list for a dict)."""
+    try:
+        cfg = ModelConfig.from_dict(config["model"])
+        numbers = [cfg.latent_dim, cfg.hidden, *cfg.channels]
+        ok = all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 1 << 20 for v in numbers)
+    except (KeyError, TypeError, ValueError, OverflowError) as e:
+        raise VaeError(f"{config_path} has no usable 'model' section ({str(e)[:200]}).") from e
+    if not ok or len(cfg.channels) != 2:
+        raise VaeError(f"{config_path} describes an impossible model (latent_dim, hidden and two channels must be "
+                       f"whole numbers from 1 to {1 << 20}).")
+    return cfg
+
+
+def _check_fits(model_config: ModelConfig, state: dict, weights_path: Path, config_path: Path) -> None:
+    """The model config.json describes must match the weights tensor for tensor, checked on
+    PyTorch's meta device (shapes only, no memory) before a real model is allocated: a
+    config that claims latent_dim 2e6 is refused in milliseconds, not after 7 GB."""
+    try:
+        with torch.device("meta"):
+            expected = {k: tuple(v.shape) for k, v in build_model(model_config).state_dict().items()}
+    except (TypeError, ValueError, RuntimeError, OverflowError) as e:
+        raise VaeError(f"{config_path} describes a model this app cannot build ({str(e)[:200]}).") from e
+    got = {k: tuple(v.shape) for k, v in state.items()}
+    if expected != got:
+        diff = sorted(set(expected) ^ set(got)) or [k for k in expected if expected[k] != got[k]]
+        k = diff[0]
+        raise VaeError(f"{weights_path} does not fit the model described in {config_path} (shape or key mismatch "
+                       f"at {k}: the config wants {expected.get(k)}, the weights hold {got.get(k)}).")
 
 
 def is_checkpoint(folder) -> bool:

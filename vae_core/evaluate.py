@@ -59,7 +59,7 @@ from pathlib import Path
 
 import torch
 
-from vae_core import VaeError
+from vae_core import VaeError, parse_json
 from vae_core.checkpoint import atomic_write_json, load_checkpoint
 from vae_core.data import binarize_split, load_dataset, to_float
 from vae_core.device import cpu_fast_layout
@@ -259,7 +259,7 @@ def _load_entries(path: Path) -> list[dict] | None:
     """The entries of a metrics.json in either version; [] when there is none, None when it
     cannot be read or is not ours (the caller must not take that for "no evaluations")."""
     try:
-        data = json.loads(path.read_text())
+        data = parse_json(path.read_text())
     except FileNotFoundError:
         return []
     except (OSError, ValueError):

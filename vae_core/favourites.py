@@ -18,7 +18,7 @@ import os
 import re
 from pathlib import Path
 
-from vae_core import VaeError
+from vae_core import VaeError, parse_json
 
 FORMAT = "vae-explorer-favourites"
 MAX_BYTES = 1_000_000
@@ -36,8 +36,8 @@ def import_favourites(data: bytes, latent_dim: int) -> dict[str, list[float]]:
     if len(data) > MAX_BYTES:
         raise VaeError(f"The favourites file is larger than {MAX_BYTES // 1000} kB; is it the right file?")
     try:
-        doc = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        doc = parse_json(data.decode("utf-8"))
+    except ValueError as e:  # not UTF-8, not JSON, nested too deeply, a 5,000-digit number
         raise VaeError(f"The favourites file is not valid JSON ({e.__class__.__name__}); export one from this page.") from e
     if not isinstance(doc, dict) or doc.get("format") != FORMAT or not isinstance(doc.get("favourites"), dict):
         raise VaeError("This JSON file is not a favourites export of VAE Latent Explorer.")

@@ -41,7 +41,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from vae_core import VaeError
+from vae_core import VaeError, parse_json
 from vae_core.catalog import runs_dir as default_runs_dir
 from vae_core.checkpoint import atomic_write_json
 
@@ -77,7 +77,7 @@ def job_folder(job_id: str, runs=None) -> Path:
 
 def read_status(folder: Path) -> dict | None:
     try:
-        status = json.loads((Path(folder) / STATUS).read_text())
+        status = parse_json((Path(folder) / STATUS).read_text())
         return status if isinstance(status, dict) and status.get("state") in STATES else None
     except (OSError, ValueError):
         return None
@@ -218,7 +218,7 @@ def read_metrics(folder) -> list[dict]:
         return out
     for line in lines:
         with contextlib.suppress(ValueError):
-            out.append(json.loads(line))
+            out.append(parse_json(line))
     return out
 
 

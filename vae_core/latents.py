@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vae_core import VaeError
+from vae_core import VaeError, parse_json
 from vae_core.checkpoint import Checkpoint, atomic_write_bytes, atomic_write_json
 from vae_core.data import binarize_split, load_dataset, to_float
 
@@ -64,7 +63,7 @@ def load_cached_latents(ckpt_hash: str, split: str = "test", cache_root=None) ->
     """The cached latents, or None when absent or failing any integrity check."""
     folder = cache_folder(ckpt_hash, cache_root)
     try:
-        meta = json.loads((folder / f"{split}_meta.json").read_text())
+        meta = parse_json((folder / f"{split}_meta.json").read_text())  # a damaged cache is rebuilt
         arrays = {}
         for name, digest in meta["sha256"].items():
             if name not in ARRAYS:
@@ -80,7 +79,7 @@ def load_cached_latents(ckpt_hash: str, split: str = "test", cache_root=None) ->
         if logvar is not None and logvar.shape != (n, d):
             return None
         return Latents(arrays["mu"], logvar, arrays["labels"], split, meta.get("dataset", "unknown"))
-    except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
 
