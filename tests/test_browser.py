@@ -176,7 +176,12 @@ def test_train_a_tiny_job_from_the_page_and_open_it_in_explore(browser, tmp_path
         picker = page.locator("[data-testid='stSidebar']").get_by_role("combobox", name="Model")
         picker.wait_for(timeout=30_000)
         assert picker.input_value().startswith("runs/") and "digits" in picker.input_value()
-        decoded_image(page).wait_for(timeout=30_000)
+        try:
+            decoded_image(page).wait_for(timeout=60_000)
+        except Exception:  # say what the page showed instead (seen once in CI, not reproduced)
+            page.screenshot(path=str(ARTIFACTS / "train-explore-failed.png"), full_page=True)
+            raise AssertionError("no decoded image on Explore; the page said: "
+                                 + page.locator("[data-testid='stMain']").inner_text()[:1500])
         # its latents were cached by the job: the scatter draws them
         page.wait_for_function("() => { const r = document.querySelector('.vle'); return r && r.dataset.points; }",
                                timeout=30_000)
