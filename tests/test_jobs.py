@@ -215,3 +215,23 @@ def test_runs_dir_may_come_before_or_after_the_subcommand(tmp_path, monkeypatch,
     bad = subprocess.run([sys.executable, "-m", "vae_core.jobs", "start", "--runs-dir", str(runs), "--dataset",
                           "digits", "--beta", "-2"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "--beta must be" in bad.stderr, bad.stderr
+
+
+def test_cancel_never_signals_a_process_that_is_not_the_job(tmp_path):
+    """A stale "running" status whose pid now belongs to another process (here a sleep in
+    its own process group, as a reused pid would be): cancel must leave that process alone."""
+    import subprocess
+    from vae_core.jobs import cancel_job, update_status
+    other = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        folder = tmp_path / "runs" / "20261122-000000-dead"
+        folder.mkdir(parents=True)
+        update_status(folder, id=folder.name, state="running", pid=other.pid, device="cpu", args=[],
+                      progress={"epoch": 0, "epochs": 1})
+        status = cancel_job(folder.name, tmp_path / "runs", grace_s=1.0)
+        assert status["state"] in ("cancelled", "failed")
+        time.sleep(0.2)
+        assert other.poll() is None  # the unrelated process still runs: it was never signalled
+    finally:
+        other.kill()
+        other.wait()

@@ -352,6 +352,18 @@ def _launch(folder: Path, running: list[dict]) -> None:
     update_status(folder, only_if_state=("queued",), state="running", pid=proc.pid, started=_now(), gpu=gpu)
 
 
+def _own_group(pid, folder: Path) -> bool:
+    """Whether pid is this job's runner (its command line names the job's folder, see
+    _process_alive) and the leader of its own process group (jobs start a new session),
+    so that killpg(pid) reaches the job and nothing else."""
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 1 or not _process_alive(pid, folder):
+        return False
+    try:
+        return os.getpgid(pid) == pid
+    except (ProcessLookupError, PermissionError):
+        return False
+
+
 def cancel_job(job_id: str, runs=None, grace_s: float = CANCEL_GRACE_S) -> dict:
     folder = job_folder(job_id, runs)
     status = update_status(folder, only_if_state=("queued",), state="cancelled", ended=_now())
@@ -361,14 +373,17 @@ def cancel_job(job_id: str, runs=None, grace_s: float = CANCEL_GRACE_S) -> dict:
     if status["state"] != "running":
         return status
     pid = status.get("pid")
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline and _process_alive(pid, folder):
-        time.sleep(0.1)
-    if _process_alive(pid, folder):
+    # status.json's pid may be stale (the job died, the pid was reused): signal its group
+    # only while that pid is still this job's runner and leads its own process group
+    if _own_group(pid, folder):
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGKILL)
+            os.killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline and _process_alive(pid, folder):
+            time.sleep(0.1)
+        if _own_group(pid, folder):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
     _reap_job(pid, timeout=5.0)  # it has exited or been killed: collect it now, not at the next refresh
     update_status(folder, only_if_state=("running",), state="cancelled", ended=_now())
     schedule(runs)
