@@ -314,6 +314,17 @@ def _points_file(ckpt_hash: str, tag: str, _xy: np.ndarray, _labels: np.ndarray)
     return _static_file("points", f"{ckpt_hash}-{hashlib.sha256(blob).hexdigest()[:12]}", blob)
 
 
+def forget_served_files(ckpt_hash: str | None) -> None:
+    """Remove the decoder and points files served for a deleted model (no download of
+    its weights stays behind) and forget their cached URLs."""
+    if not ckpt_hash:
+        return
+    for f in [STATIC / "decoders" / f"{ckpt_hash}.bin", *(STATIC / "points").glob(f"{ckpt_hash}-*.bin")]:
+        f.unlink(missing_ok=True)
+    _decoder_file.clear()
+    _points_file.clear()
+
+
 def browser_decodes(ckpt) -> bool:
     """Whether the browser decodes this model's z itself (ui/latent_explorer.js).
 

@@ -3,7 +3,7 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from ui_common import ensure_app, public_mode, show_error
+from ui_common import ensure_app, forget_served_files, public_mode, show_error
 from vae_core import VaeError
 from vae_core.data import BINARIZE_CHOICES
 from vae_core.device import DEVICE_CHOICES
@@ -113,7 +113,7 @@ def job_board():
         st.write("Delete this job's folder and checkpoint?")
         if st.button("Yes, delete", key="delete_job"):
             try:
-                delete_job(selected["id"])
+                forget_served_files(delete_job(selected["id"]))  # its decoder and points files too
                 st.session_state.pop("train_selected", None)
                 st.rerun(scope="fragment")
             except VaeError as e:

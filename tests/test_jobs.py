@@ -235,3 +235,30 @@ def test_cancel_never_signals_a_process_that_is_not_the_job(tmp_path):
     finally:
         other.kill()
         other.wait()
+
+
+def test_deleting_a_run_takes_its_latent_cache_and_served_files_with_it(tmp_path, monkeypatch):
+    """Its decoder weights stayed downloadable at /app/static/decoders/<hash>.bin and its
+    cache on disk after a delete; a shipped model's cache is never touched."""
+    import ui_common
+    from vae_core.checkpoint import checkpoint_hash, save_checkpoint
+    from vae_core.jobs import delete_job, update_status
+    from vae_core.latents import cache_folder
+    from vae_core.models import ModelConfig, build_model
+    monkeypatch.setenv("VAE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(ui_common, "STATIC", tmp_path / "static")
+    folder = tmp_path / "runs" / "20261122-000000-beef"
+    torch_model = build_model(ModelConfig(latent_dim=3))
+    save_checkpoint(folder, torch_model)
+    update_status(folder, id=folder.name, state="done", pid=None, device="cpu", args=[])
+    h = checkpoint_hash(folder)
+    cache_folder(h).mkdir(parents=True)
+    (cache_folder(h) / "test_meta.json").write_text("{}")
+    served = [tmp_path / "static" / "decoders" / f"{h}.bin", tmp_path / "static" / "points" / f"{h}-0123.bin",
+              tmp_path / "static" / "points" / "otherhash-0123.bin"]
+    for f in served:
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_bytes(b"x")
+    ui_common.forget_served_files(delete_job(folder.name, tmp_path / "runs"))
+    assert not folder.exists() and not cache_folder(h).exists()
+    assert [f.exists() for f in served] == [False, False, True]  # another model's file stays

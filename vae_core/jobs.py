@@ -405,11 +405,24 @@ def wait_job(job_id: str, runs=None, timeout: float | None = None) -> dict:
         time.sleep(0.2)
 
 
-def delete_job(job_id: str, runs=None) -> None:
+def delete_job(job_id: str, runs=None) -> str | None:
+    """Delete a job's folder and its latent cache; returns its weights' hash (None when it
+    had no checkpoint) so the app can drop what it serves for it (decoder, points)."""
+    from vae_core.catalog import SHIPPED_DIR
+    from vae_core.checkpoint import checkpoint_hash, list_checkpoints
+    from vae_core.latents import cache_folder
     folder = job_folder(job_id, runs)
     if read_status(folder)["state"] == "running":
         raise VaeError(f"Job {job_id} is running: cancel it before deleting it.")
+    try:
+        ckpt_hash = checkpoint_hash(folder) if (folder / "model.safetensors").is_file() else None
+    except VaeError:
+        ckpt_hash = None
     shutil.rmtree(folder)
+    # the cache goes with the run, unless a shipped model has the very same weights
+    if ckpt_hash and ckpt_hash not in {checkpoint_hash(p) for p in list_checkpoints(SHIPPED_DIR)}:
+        shutil.rmtree(cache_folder(ckpt_hash), ignore_errors=True)
+    return ckpt_hash
 
 
 # ---------------------------------------------------------------- the job process
