@@ -202,8 +202,7 @@ def set_z(z, client: bool = False) -> None:
     st.session_state["z"] = z
     if not client:
         st.session_state["z_version"] = st.session_state.get("z_version", 0) + 1
-    if "model_key" in st.session_state:
-        st.query_params["z"] = z_text(z)
+    st.query_params["z"] = z_text(z)
 
 
 def z_text(z) -> str:
@@ -218,6 +217,22 @@ def get_test_images(dataset: str):
         return load_dataset(dataset, "test", download=False).images.numpy()
     except VaeError:
         return None
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def prepared_upload(data: bytes, name: str, invert: str):
+    """prepare_upload by content: a 20 MB photo is decoded once, not on every rerun
+    (Explore's jump and Interpolate's endpoints); a refusal (VaeError) is not cached."""
+    from vae_core.preprocess import prepare_upload
+    return prepare_upload(data, name, invert=invert)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def encoded_image(ckpt_hash: str, _model, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mu, reconstruction) of one (28, 28) image by content; _model is not hashed: ckpt_hash names its weights."""
+    from vae_core.images import reconstruct
+    mu, recon = reconstruct(_model, image[None])
+    return mu[0], recon[0]
 
 
 def train_cache_available(ckpt) -> bool:
@@ -325,14 +340,13 @@ def forget_served_files(ckpt_hash: str | None) -> None:
     _points_file.clear()
 
 
-def browser_decodes(ckpt) -> bool:
-    """Whether the browser decodes this model's z itself (ui/latent_explorer.js).
-
-    VAE_BROWSER_DECODE=0 turns it off: every picture then comes from the server (the
-    baseline of benchmarks/ui_latency.py).
-    """
+def browser_decoder_url(ckpt) -> str | None:
+    """Where the browser fetches this model's decoder (ui/latent_explorer.js decodes z
+    itself), or None: a decoder it cannot run, a read-only install, or
+    VAE_BROWSER_DECODE=0, where every picture comes from the server (the baseline of
+    benchmarks/ui_latency.py)."""
     import os
-    return os.environ.get("VAE_BROWSER_DECODE", "1") != "0" and _decoder_file(ckpt.hash, ckpt.model) is not None
+    return _decoder_file(ckpt.hash, ckpt.model) if os.environ.get("VAE_BROWSER_DECODE", "1") != "0" else None
 
 
 @dataclass
@@ -417,7 +431,7 @@ def latent_view(key: str, ckpt, sliders: list[dict], plane: Plane | None, captio
     image = "data:image/png;base64," + base64.b64encode(png_bytes(decode(ckpt.model, z))).decode()
     zero = np.zeros(d)
     data = {
-        "model": ckpt.hash, "decoder_url": _decoder_file(ckpt.hash, ckpt.model) if browser_decodes(ckpt) else None,
+        "model": ckpt.hash, "decoder_url": browser_decoder_url(ckpt),
         "points_url": points_url, "n_points": 0 if plane is None else len(plane.points),
         "classes": list(ckpt.class_names), "palette": PALETTE,
         "ranges": None if ranges is None else [list(map(float, r)) for r in ranges],

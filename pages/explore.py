@@ -8,13 +8,14 @@ the nearest images). Designs measured and dropped on the way are in the README (
 import numpy as np
 import streamlit as st
 
-from ui_common import (Z_RANGE, Plane, current_checkpoint, get_test_images, get_z, latent_view, latents_or_build,
-                       public_mode, set_z, show_error, show_image, show_pixels, train_cache_available)
+from ui_common import (Z_RANGE, Plane, current_checkpoint, encoded_image, get_test_images, get_z, latent_view,
+                       latents_or_build, prepared_upload, public_mode, set_z, show_error, show_image, show_pixels,
+                       train_cache_available)
 from vae_core import VaeError
 from vae_core.favourites import export_favourites, favourites_file, import_favourites, load_favourites, save_favourites
-from vae_core.images import reconstruct, tile
+from vae_core.images import tile
 from vae_core.latents import nearest_indices
-from vae_core.preprocess import IMAGE_TYPES, prepare_upload
+from vae_core.preprocess import IMAGE_TYPES
 
 ckpt = current_checkpoint()
 model = ckpt.model
@@ -93,18 +94,18 @@ with tab_upload:
     invert = st.radio("Invert", ["auto", "yes", "no"], horizontal=True, key="explore_invert")
     if up is not None:
         try:
-            prep = prepare_upload(up.getvalue(), up.name, invert=invert)
+            prep = prepared_upload(up.getvalue(), up.name, invert)  # decoded once per content
         except VaeError as e:
             show_error(e)
         else:
-            mu_up, recon = reconstruct(model, prep.image[None])
+            mu_up, recon = encoded_image(ckpt.hash, model, prep.image)
             c1, c2, c3 = st.columns([1, 1, 2])
             show_image(prep.image, 140, "preprocessed (28×28)", c1)
-            show_image(recon[0], 140, "reconstruction", c2)
+            show_image(recon, 140, "reconstruction", c2)
             for note in prep.notes:
                 c3.caption(note)
             # the explorer scrolls its image into view when the server moves z
-            c3.button("Jump to this image's z", key="jump_upload", on_click=set_z, args=(mu_up[0],))
+            c3.button("Jump to this image's z", key="jump_upload", on_click=set_z, args=(mu_up,))
 
 with tab_fav:
     # On disk, one file per model (vae_core.favourites): they outlive a reload and a restart.

@@ -8,25 +8,12 @@ the GIF's options redoes neither the preprocessing, the encoding nor the decodin
 import numpy as np
 import streamlit as st
 
-from ui_common import current_checkpoint, get_test_images, show_error, show_image
+from ui_common import current_checkpoint, encoded_image, get_test_images, prepared_upload, show_error, show_image
 from vae_core import VaeError
 from vae_core.gif import gif_bytes, gif_info
-from vae_core.images import decode, reconstruct, tile
+from vae_core.images import decode, tile
 from vae_core.interpolate import path
-from vae_core.preprocess import IMAGE_TYPES, prepare_upload
-
-
-@st.cache_data(show_spinner=False, max_entries=32)
-def prepared_upload(data: bytes, name: str, invert: str):
-    """prepare_upload by content: a 20 MB photo is decoded once, not on every rerun."""
-    return prepare_upload(data, name, invert=invert)
-
-
-@st.cache_data(show_spinner=False, max_entries=64)
-def endpoint(ckpt_hash: str, _model, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(mu, reconstruction) of one (28, 28) image; _model is not hashed: ckpt_hash names its weights."""
-    mu, recon = reconstruct(_model, image[None])
-    return mu[0], recon[0]
+from vae_core.preprocess import IMAGE_TYPES
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -79,7 +66,7 @@ for col, side, default in zip(cols, ["A", "B"], [3, 2]):
     with col:
         img = pick_image(side, default)
         if img is not None:
-            mu, recon = endpoint(ckpt.hash, model, img)
+            mu, recon = encoded_image(ckpt.hash, model, img)
             a, b = st.columns(2)
             show_image(img, 168, "input (preprocessed)", a)
             show_image(recon, 168, "reconstruction", b)

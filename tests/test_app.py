@@ -40,15 +40,6 @@ def decoded_pixels(at) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(base64.b64decode(data))))
 
 
-def n_points(trace) -> int:
-    """Points in a plotly trace; plotly serialises numpy arrays as base64 typed arrays."""
-    x = trace["x"]
-    if isinstance(x, dict):
-        import base64
-        return len(base64.b64decode(x["bdata"])) // np.dtype(x["dtype"]).itemsize
-    return len(x)
-
-
 def no_errors(at):
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]

@@ -194,8 +194,7 @@ function el(tag, cls, parent) {
 }
 
 class Explorer {
-  constructor(parent, key, setTriggerValue) {
-    this.key = key;
+  constructor(parent, setTriggerValue) {
     this.send = setTriggerValue;
     this.root = el("div", "vle", parent);
     this.root.__explorer = this;
@@ -548,10 +547,8 @@ class Explorer {
     if (this.img.dataset.z === key && this.img.dataset.model === d.model) return;
     const dec = window.__vaeDecoders && window.__vaeDecoders[d.model];
     if (dec) {
-      const t0 = performance.now();
       this.pixels = decodePixels(d.model, Array.from(this.z));
       this.img.src = pixelsCanvas(this.pixels).toDataURL("image/png");
-      window.__vaeLastClientDecode = { z: key, ms: performance.now() - t0 };
     } else if (this.serverImage && this.serverImage.z !== this.img.dataset.z) {
       // no decoder here: the server's newest picture, even while z moves on (during a drag
       // it is a step behind); data-z says which z it shows
@@ -625,11 +622,11 @@ class Explorer {
   }
 }
 
-export default function ({ data, key, parentElement, setTriggerValue }) {
+export default function ({ data, parentElement, setTriggerValue }) {
   window.__vaeDecodePixels = decodePixels;  // for the browser test against PyTorch
   if (!data) return;
   let root = parentElement.querySelector(":scope > .vle");
-  const ex = root ? root.__explorer : new Explorer(parentElement, key, setTriggerValue);
+  const ex = root ? root.__explorer : new Explorer(parentElement, setTriggerValue);
   ex.send = setTriggerValue;
   ex.update(data);
   const theme = ex.textColour();
