@@ -28,8 +28,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def app_server(env: dict | None = None, timeout: float = 90.0):
-    """Start the app on a free port; yields its base URL; stops it afterwards."""
+def app_server(env: dict | None = None, timeout: float = 90.0, args: tuple = ("--server.address", "127.0.0.1")):
+    """Start the app on a free port; yields its base URL; stops it afterwards.
+
+    args: extra flags for `streamlit run`; () starts it as the README does (the shipped
+    .streamlit/config.toml decides the address)."""
     import shutil
     import tempfile
     port = free_port()
@@ -40,7 +43,7 @@ def app_server(env: dict | None = None, timeout: float = 90.0):
         else subprocess.DEVNULL
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"),
                              "--server.headless", "true", "--server.port", str(port),
-                             "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+                             *args, "--browser.gatherUsageStats", "false",
                              "--server.fileWatcherType", "none"],
                             cwd=REPO, env=full_env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
