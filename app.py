@@ -25,8 +25,20 @@ st.html("""<style>
   padding: 2px 10px; border-radius: 10px; background: rgba(128,128,128,0.25); animation: vae-busy-in 0s 0.3s forwards; }
 </style>""")
 
+explore = st.Page("pages/explore.py", title="Explore", icon=":material/explore:", url_path="explore")
+
+
+def _open_explore():
+    """The app's root opens Explore at its own path: Streamlit gives the default page the
+    path "", so were Explore the default, a link to /explore would show "Page not found"
+    before running it. Model and z travel along."""
+    st.switch_page(explore, query_params=st.query_params.to_dict())
+
+
+home = st.Page(_open_explore, title="VAE Latent Explorer", url_path="home", default=True, visibility="hidden")
 pages = [
-    st.Page("pages/explore.py", title="Explore", icon=":material/explore:", default=True, url_path="explore"),
+    home,
+    explore,
     st.Page("pages/grid.py", title="Grid", icon=":material/grid_view:", url_path="grid"),
     st.Page("pages/interpolate.py", title="Interpolate", icon=":material/swap_horiz:", url_path="interpolate"),
     st.Page("pages/pca.py", title="PCA", icon=":material/scatter_plot:", url_path="pca"),
@@ -35,6 +47,8 @@ pages = [
 if not public_mode():  # a shared demo must not start, cancel or delete jobs, nor read server folders
     pages.append(st.Page("pages/train.py", title="Train", icon=":material/model_training:", url_path="train"))
 nav = st.navigation(pages)
+if nav is home:
+    nav.run()  # before the picker: its notices (a bad link's model or z) must show on Explore's run
 st.sidebar.title("VAE Latent Explorer")
 if sidebar_model_picker() is None:
     st.stop()

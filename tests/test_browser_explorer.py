@@ -437,3 +437,41 @@ def test_download_png_legend_toggle_and_a_drag_on_the_scatter(server, page, ship
     assert abs(z[0] - 3.0) < 0.05 and abs(z[1] + 3.5) < 0.05, z
     assert_picture_is_decode_of(page, ck, z)
     assert_no_traceback(page)
+
+
+NOT_FOUND_WATCH = """() => {
+  window.__vaeNotFound = window.__vaeNotFound || [];
+  new MutationObserver(() => {
+    const t = document.body ? document.body.innerText : '';
+    if (/page not found/i.test(t)) window.__vaeNotFound.push(location.pathname);
+  }).observe(document, {subtree: true, childList: true, characterData: true});
+}"""
+
+
+def test_deep_links_open_their_page_with_no_page_not_found(server, browser):
+    """/explore (with and without model and z), /pca, /grid and / each open their page, and
+    no "Page not found" dialog shows at any moment (a MutationObserver installed before
+    the page's own scripts watches every change); / lands on /explore keeping its query."""
+    ctx = browser.new_context(viewport={"width": 1400, "height": 900})
+    ctx.add_init_script(f"({NOT_FOUND_WATCH})()")
+    pg, opened, not_found = ctx.new_page(), [], []
+    for path, heading in (("/explore", "Explore"), ("/explore?model=mnist-z16", "Explore"),
+                          ("/explore?model=mnist-z2&z=0.500,-1.000", "Explore"), ("/pca?model=mnist-z16", "PCA"),
+                          ("/grid?model=mnist-z2", "Grid"), ("/?model=mnist-z2&z=1.000,1.000", "Explore")):
+        pg.goto(server + path)
+        wait_for_app(pg)
+        wait_heading(pg, heading)
+        pg.wait_for_timeout(500)
+        assert_no_traceback(pg)
+        not_found += pg.evaluate("window.__vaeNotFound")  # a page load starts a fresh window
+        if heading == "Explore":
+            opened.append(pg.url)
+    assert not_found == []
+    assert all("/explore?" in u for u in opened), opened
+    # the root's query travelled to /explore: z is the link's
+    assert settled_z(pg) == [1.0, 1.0]
+    pg.reload()
+    wait_for_app(pg)
+    pg.locator(".vle").wait_for(timeout=60_000)
+    assert pg.evaluate("window.__vaeNotFound") == [] and settled_z(pg) == [1.0, 1.0]
+    ctx.close()
