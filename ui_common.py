@@ -129,6 +129,11 @@ def parse_z(text: str | None, dim: int) -> tuple[list[float] | None, str | None]
     return z, None
 
 
+def picker_key() -> str:
+    """The model picker's widget key (a callback may set its value through it)."""
+    return f"model_picker{st.session_state.get('picker_gen') or ''}"
+
+
 def sidebar_model_picker() -> ModelEntry | None:
     """The model picker; the choice is kept in session state and mirrored in the URL."""
     problems = []
@@ -140,14 +145,23 @@ def sidebar_model_picker() -> ModelEntry | None:
         return None
     keys = [e.key for e in entries]
     by_key = {e.key: e for e in entries}
-    wanted = st.session_state.get("model_key") or st.query_params.get("model") or DEFAULT_MODEL
+    was = st.session_state.get("model_key")
+    wanted = was or st.query_params.get("model") or DEFAULT_MODEL
     if wanted not in by_key:
-        if "model" in st.query_params:
+        if was:  # the model on screen went away under this session (its run deleted or damaged)
+            why = dict(problems).get(was)
+            st.session_state["model_gone"] = (keys[0], (
+                f"{plain(was)}, the model you were viewing, " + (f"can no longer be loaded ({plain(why)})" if why
+                else "is gone: its run was deleted or moved") + f". Showing {plain(keys[0])}."))
+            # a fresh picker: the browser would send the old one the vanished model back
+            st.session_state["picker_gen"] = st.session_state.get("picker_gen", 0) + 1
+        elif "model" in st.query_params:
             st.sidebar.warning(f"Model {plain(repr(st.query_params['model'][:80]))} from the link was not found; "
                                f"showing {plain(keys[0])}.")
         wanted = keys[0]
     key = st.sidebar.selectbox("Model", keys, index=keys.index(wanted),
-                               format_func=lambda k: by_key[k].label, key="model_picker",
+                               format_func=lambda k: by_key[k].label,
+                               key=picker_key(),
                                help="Shipped models and finished training runs: dataset, model, latent dim, "
                                     "test loss (negative ELBO in nats per image)")
     entry = by_key[key]
@@ -172,6 +186,11 @@ def sidebar_model_picker() -> ModelEntry | None:
         if notice:
             st.session_state["z_notice"] = notice
     st.session_state["model_entry"] = entry
+    if gone := st.session_state.get("model_gone"):  # said until another model is picked
+        if gone[0] == key:
+            st.sidebar.warning(gone[1], icon=":material/delete:")
+        else:
+            del st.session_state["model_gone"]
     if notice := st.session_state.get("z_notice"):
         st.sidebar.warning(notice, icon=":material/link_off:")  # until another model is picked
     sync_url()

@@ -3,7 +3,7 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from ui_common import ensure_app, forget_served_files, public_mode, show_error
+from ui_common import ensure_app, forget_served_files, picker_key, public_mode, show_error
 from vae_core import VaeError
 from vae_core.data import BINARIZE_CHOICES
 from vae_core.device import DEVICE_CHOICES
@@ -65,7 +65,7 @@ with st.expander("New training job", expanded=not refresh()):
 
 
 def _open_in_explore(job_id: str):
-    st.session_state["model_picker"] = f"runs/{job_id}"  # a callback may set the picker's value
+    st.session_state[picker_key()] = f"runs/{job_id}"  # a callback may set the picker's value
     st.session_state["goto_explore"] = True
 
 

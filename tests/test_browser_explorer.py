@@ -475,3 +475,37 @@ def test_deep_links_open_their_page_with_no_page_not_found(server, browser):
     pg.locator(".vle").wait_for(timeout=60_000)
     assert pg.evaluate("window.__vaeNotFound") == [] and settled_z(pg) == [1.0, 1.0]
     ctx.close()
+
+
+def test_a_run_deleted_while_viewed_is_said_on_the_next_page(browser, tmp_path):
+    """Someone deletes the run this browser is viewing: the next page says so in the sidebar
+    (and keeps saying it on the next page too) while it shows the default model; picking
+    another model ends the notice. It used to switch to mnist-z2 silently."""
+    import shutil
+    runs = tmp_path / "runs"
+    shutil.copytree(REPO / "checkpoints" / "mnist-z2", runs / "mine")
+    with app_server({"VAE_RUNS_DIR": str(runs)}) as url:
+        ctx = browser.new_context(viewport={"width": 1400, "height": 900})
+        pg = ctx.new_page()
+        open_explorer(pg, f"{url}/explore?model=runs/mine")
+        sidebar = pg.locator('[data-testid="stSidebar"]')
+        assert "deleted" not in sidebar.inner_text()
+        shutil.rmtree(runs / "mine")
+        for name in ("Grid", "PCA"):
+            sidebar.get_by_role("link", name=name).click()
+            wait_heading(pg, name)
+            wait_for_app(pg)
+            notice = sidebar.get_by_text("the model you were viewing", exact=False)
+            notice.wait_for(timeout=30_000)
+            assert "runs/mine" in notice.inner_text() and "deleted" in notice.inner_text()
+            assert "model=mnist-z2" in pg.url
+            assert_no_traceback(pg)
+        pg.screenshot(path=str(ARTIFACTS / "run-deleted-notice.png"))
+        sidebar.get_by_role("link", name="Explore").click()
+        wait_heading(pg, "Explore")
+        pg.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').first.click()
+        pg.get_by_role("option", name="mnist-z16", exact=False).first.click()
+        pg.wait_for_function("() => location.search.includes('model=mnist-z16')", timeout=30_000)
+        wait_for_app(pg)
+        assert "the model you were viewing" not in sidebar.inner_text()
+        ctx.close()
