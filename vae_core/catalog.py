@@ -2,7 +2,8 @@
 
 Shipped models live in <repo>/checkpoints/<name>/; training runs in the runs
 folder (--runs-dir, else env VAE_RUNS_DIR, else ./runs). A run counts once its
-folder holds model.safetensors (at least one epoch completed).
+folder holds model.safetensors (at least one epoch completed). Listing the runs
+also removes the temp files killed writers left in them (jobs.remove_stale_temp_files).
 """
 from __future__ import annotations
 
@@ -79,6 +80,9 @@ def list_models(runs=None, problems: list | None = None) -> list[ModelEntry]:
         entries += [e for n in names if (e := _entry(n, SHIPPED_DIR / n, problems))]
     root = runs_dir(runs)
     if root.is_dir():
+        from vae_core.jobs import remove_stale_temp_files  # jobs imports this module
+        for p in root.iterdir():  # what killed writers left (a live writer's file is kept)
+            remove_stale_temp_files(p)
         # a background job's folder holds weights after its first epoch; offer it once done
         folders = sorted((p for p in root.iterdir() if is_checkpoint(p) and _finished(p)),
                          key=lambda p: p.stat().st_mtime, reverse=True)

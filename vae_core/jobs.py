@@ -24,13 +24,28 @@ or the finished job lingers as a zombie until that process ends (for the app,
 until it stops). So each manager keeps the Popen of the jobs it launched and
 reaps them on every refresh, cancel and wait; a job launched by another
 process is not our child, and its own parent (or init) reaps it.
+
+Limits (a refusal is a VaeError and leaves no job folder):
+  VAE_MAX_QUEUED_JOBS  jobs waiting in one runs folder (default 32), counted under
+                       the scheduler's lock so parallel starts cannot pass it
+  VAE_MAX_JOB_STEPS    optimizer steps one job may ask for, epochs x ceil(training
+                       images / batch size) (default 500,000: 100 MNIST epochs at
+                       batch 128 are 46,900; 500 epochs at batch 1 are 30 million)
+
+Temporary files: every file of a run is written to .<name>.XXXX.tmp and renamed
+(checkpoint.atomic_write_bytes); a process killed mid-write leaves its temp file.
+remove_stale_temp_files() takes them away when a run is next listed (refresh,
+catalog.list_models) and when the job runner starts in the folder; delete takes
+the whole folder.
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import fcntl
 import json
+import math
 import os
 import secrets
 import shutil
@@ -44,6 +59,7 @@ from pathlib import Path
 from vae_core import VaeError, parse_json
 from vae_core.catalog import runs_dir as default_runs_dir
 from vae_core.checkpoint import atomic_write_json
+from vae_core.data import DIGITS_TEST_SIZE, IDX_DATASETS, IMAGE_EXTENSIONS
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
 FINAL = ("done", "failed", "cancelled")
@@ -51,6 +67,12 @@ STATUS = "status.json"
 LOG = "log.txt"
 CANCEL_GRACE_S = 15.0      # SIGTERM first (the epoch in flight is dropped, the last one kept), then SIGKILL
 PROGRESS_EVERY_S = 1.0     # status.json is rewritten at most this often while training
+MAX_QUEUED_JOBS = 32       # jobs waiting per runs folder (env VAE_MAX_QUEUED_JOBS)
+MAX_JOB_STEPS = 500_000    # optimizer steps one job may ask for (env VAE_MAX_JOB_STEPS)
+# A writer keeps its temp file for one write + fsync + rename: about 30 ms for the
+# 6.6 MB model file on this machine's disk. A temp file untouched for 120 s (4,000
+# times that) has no writer left; its writer was killed.
+STALE_TMP_S = 120.0
 
 
 def _now() -> str:
@@ -62,6 +84,24 @@ def cpu_job_limit() -> int:
         return max(1, int(os.environ.get("VAE_CPU_JOBS", "1")))
     except ValueError:
         return 1
+
+
+class QueueFull(VaeError):
+    """start_job's refusal when the runs folder already holds VAE_MAX_QUEUED_JOBS waiting jobs."""
+
+
+def _env_limit(name: str, default: int) -> int:
+    """A whole number >= 1 from the environment, else default; a malformed value is refused."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise VaeError(f"{name} must be a whole number of at least 1 (got {text!r}).")
+    return value
 
 
 # ---------------------------------------------------------------- status files
@@ -141,6 +181,39 @@ def _process_alive(pid: int | None, folder: Path) -> bool:
         except OSError:
             return False
     return True
+
+
+def remove_stale_temp_files(folder, runner: bool = False) -> list[Path]:
+    """Remove the temp files (.<name>.XXXX.tmp) that killed writers left in a run folder
+    and its grids/ folder; returns what was removed.
+
+    A live writer's temp file must survive (its rename would fail and the training
+    crash), so: in the folder of a job that is running with a live runner, nothing
+    goes; elsewhere only temp files untouched for STALE_TMP_S go (a plain
+    `python -m vae_core.train` run has no status.json: the age alone protects it).
+    runner=True is the job runner starting in its own folder, before it trains: no
+    training writes there yet, and the status writes of other managers hold the
+    folder's lock, taken here, so every temp file goes whatever its age. A symbolic
+    link is left alone unless runner is set: the folder it points to is not ours.
+    """
+    folder = Path(folder)
+    if not folder.is_dir() or (folder.is_symlink() and not runner):
+        return []
+    if not runner:
+        status = read_status(folder)
+        if status and status["state"] == "running" and _process_alive(status.get("pid"), folder):
+            return []
+    removed = []
+    with _locked(folder / ".lock") if runner else contextlib.nullcontext():
+        cutoff = time.time() - STALE_TMP_S
+        for tmp in [*folder.glob(".*.tmp"), *(folder / "grids").glob(".*.tmp")]:
+            try:
+                if tmp.is_file() and not tmp.is_symlink() and (runner or tmp.stat().st_mtime < cutoff):
+                    tmp.unlink()
+                    removed.append(tmp)
+            except FileNotFoundError:  # its writer renamed it, or another manager removed it
+                pass
+    return removed
 
 
 # ---------------------------------------------------------------- what the Train page shows
@@ -266,10 +339,57 @@ def _reap_job(pid: int | None, timeout: float) -> None:
         _children.pop(pid, None)
 
 
+def train_images(cfg) -> int:
+    """How many images one epoch of cfg trains on, without loading them: the train split's
+    size (MNIST and Fashion-MNIST 60,000, digits 1,500, a folder every image but each
+    class's every 10th, as data._load_folder splits it), cut to --limit."""
+    if cfg.dataset in IDX_DATASETS:
+        n = 60_000
+    elif cfg.dataset == "digits":
+        n = 1797 - DIGITS_TEST_SIZE  # scikit-learn's digits hold 1,797 images
+    else:
+        root = Path(cfg.dataset[len("folder:"):])
+        n = 0
+        for cls in (p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            files = sum(1 for f in cls.iterdir() if f.suffix.lower() in IMAGE_EXTENSIONS)
+            n += files - files // 10
+    return min(n, cfg.limit) if cfg.limit else n
+
+
+def check_job_steps(cfg) -> int:
+    """The optimizer steps a job asks for; VaeError when they pass VAE_MAX_JOB_STEPS."""
+    n = train_images(cfg)
+    per_epoch = math.ceil(n / cfg.batch_size)
+    steps = cfg.epochs * per_epoch
+    cap = _env_limit("VAE_MAX_JOB_STEPS", MAX_JOB_STEPS)
+    if steps > cap:
+        raise VaeError(f"This job asks for {steps:,} optimizer steps ({cfg.epochs:,} epochs x {per_epoch:,} "
+                       f"batches of {cfg.batch_size} from {n:,} training images); one job may ask for at most "
+                       f"{cap:,}. Use fewer epochs or a bigger batch size (or --limit), or raise the limit "
+                       f"with the environment variable VAE_MAX_JOB_STEPS.")
+    return steps
+
+
+def _disk_error(e: OSError, root: Path) -> VaeError:
+    """A clear sentence for a failed write in the runs folder (nothing was left behind)."""
+    if e.errno == errno.ENOSPC:
+        why = f"No space left on device in {root}: free some space there"
+    elif e.errno == errno.EDQUOT:
+        why = f"Disk quota exceeded in {root}: free some space there"
+    elif e.errno == errno.EFBIG:
+        why = f"A file in {root} would pass this process's file size limit (ulimit -f): raise it"
+    else:
+        why = f"Could not write the job's files in {root} ({e.strerror or e}): fix that"
+    return VaeError(f"{why}, or point --runs-dir / VAE_RUNS_DIR at another folder, and start the job again. "
+                    f"No job was created.")
+
+
 def start_job(train_args: list[str], runs=None) -> str:
     """Validate the training flags, create a queued job and schedule. Returns the job id.
 
-    Invalid flags raise VaeError before anything is written: no job folder is left.
+    Invalid flags, work over VAE_MAX_JOB_STEPS and a queue holding VAE_MAX_QUEUED_JOBS
+    raise VaeError before anything is written; a failed write (a full disk) removes the
+    job folder again and raises VaeError: no job folder is left.
     """
     from vae_core.device import resolve_device
     from vae_core.train import config_from_args
@@ -280,14 +400,30 @@ def start_job(train_args: list[str], runs=None) -> str:
     except SystemExit as e:  # argparse refused a flag; it has printed why
         raise VaeError(f"Unknown or malformed training flag in {' '.join(train_args)!r}.") from e
     cfg.validate()
+    check_job_steps(cfg)
+    max_queued = _env_limit("VAE_MAX_QUEUED_JOBS", MAX_QUEUED_JOBS)
     device = resolve_device(cfg.device).type
     root = default_runs_dir(runs)
     job_id = datetime.now().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
     folder = root / job_id
-    folder.mkdir(parents=True)
-    update_status(folder, id=job_id, state="queued", args=list(train_args) + ["--out", str(folder)],
-                  device=device, created=_now(), started=None, ended=None, pid=None,
-                  progress={"epoch": 0, "epochs": cfg.epochs, "step": 0, "steps": 0}, error=None)
+    created = False
+    try:
+        # the scheduler's lock: two starts never both see room for one more job
+        with _locked(root / ".scheduler.lock"):
+            queued = sum(1 for p in root.iterdir() if p.is_dir() and (read_status(p) or {}).get("state") == "queued")
+            if queued >= max_queued:
+                raise QueueFull(f"The queue in {root} is full: {queued} jobs are waiting and the limit is "
+                               f"{max_queued}. Wait for some to start, cancel some, or raise the limit with the "
+                               f"environment variable VAE_MAX_QUEUED_JOBS.")
+            folder.mkdir()
+            created = True
+            update_status(folder, id=job_id, state="queued", args=list(train_args) + ["--out", str(folder)],
+                          device=device, created=_now(), started=None, ended=None, pid=None,
+                          progress={"epoch": 0, "epochs": cfg.epochs, "step": 0, "steps": 0}, error=None)
+    except OSError as e:
+        if created:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise _disk_error(e, root) from e
     schedule(root)
     return job_id
 
@@ -308,6 +444,7 @@ def refresh(runs=None) -> list[dict]:
             status = update_status(folder, only_if_state=("running",), state="failed", ended=_now(),
                                    error="The training process ended without reporting (killed, or the "
                                          "machine restarted). Last lines of its log:\n" + tail) or read_status(folder)
+        remove_stale_temp_files(folder)
         status["folder"] = str(folder)
         jobs.append(status)
     return jobs
@@ -412,6 +549,9 @@ def delete_job(job_id: str, runs=None) -> str | None:
     from vae_core.checkpoint import checkpoint_hash, list_checkpoints
     from vae_core.latents import cache_folder
     folder = job_folder(job_id, runs)
+    if folder.is_symlink():  # rmtree refuses links; never reach through one to delete its target
+        raise VaeError(f"{folder} is a symbolic link (to {os.readlink(folder)}), not a job folder: remove the link "
+                       f"yourself; the folder it points to is left alone.")
     if read_status(folder)["state"] == "running":
         raise VaeError(f"Job {job_id} is running: cancel it before deleting it.")
     try:
@@ -432,6 +572,7 @@ def _run(folder: Path) -> int:
     from vae_core.train import Stop, config_from_args, train
     folder = Path(folder)
     status = update_status(folder, state="running", pid=os.getpid())
+    remove_stale_temp_files(folder, runner=True)  # the only writer here from now on
     last_write = [0.0]
     progress = dict(status["progress"])
 
@@ -526,6 +667,9 @@ def main(argv=None) -> int:
             delete_job(args.id, args.runs_dir)
     except VaeError as e:
         print(f"jobs: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # the runs folder went unwritable or full after the job was created
+        print(f"jobs: error: {e.strerror or e}: {e.filename or default_runs_dir(args.runs_dir)}", file=sys.stderr)
         return 2
     return 0
 

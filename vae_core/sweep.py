@@ -17,7 +17,8 @@ process one after another. results.json and results.csv in --out are rewritten
 (atomically) after every cell with the cell's settings, every metric of
 vae_core.evaluate, training seconds and peak memory. Resumable: a cell already
 in results.json is skipped; a job started by an interrupted sweep is waited for,
-not started again.
+not started again. A sweep with more cells than the queue may hold
+(VAE_MAX_QUEUED_JOBS) finishes its oldest cells before it queues more.
 """
 from __future__ import annotations
 
@@ -146,18 +147,33 @@ def run_sweep(out, cells: list[Cell], base: dict | None = None, *, eval_limit: i
         return rows
 
     from vae_core import jobs as J
-    for cell in todo:  # queue them all: the runner starts VAE_CPU_JOBS at a time
-        status = J.read_status(J.job_folder(jobs[cell.id], runs)) if cell.id in jobs else None
-        if status is None or status["state"] in ("failed", "cancelled"):
-            jobs[cell.id] = J.start_job(cell.train_args(base), runs)
-            atomic_write_json(state_path, jobs)
-    for cell in todo:
+
+    def finish(cell: Cell):
         log(f"waiting for {cell.id} (job {jobs[cell.id]})")
         status = J.wait_job(jobs[cell.id], runs)
         if status["state"] != "done":
             log(f"  {cell.id}: {status['state']}: {status.get('error') or ''} (rerun the sweep to retry it)")
-            continue
+            return
         evaluate(cell, J.job_folder(jobs[cell.id], runs))
+
+    # queue them all (the runner starts VAE_CPU_JOBS at a time); when the queue is full
+    # (VAE_MAX_QUEUED_JOBS), finish the oldest started cell first, then queue the next
+    started: list[Cell] = []
+    for cell in todo:
+        status = J.read_status(J.job_folder(jobs[cell.id], runs)) if cell.id in jobs else None
+        if status is None or status["state"] in ("failed", "cancelled"):
+            while True:
+                try:
+                    jobs[cell.id] = J.start_job(cell.train_args(base), runs)
+                    break
+                except J.QueueFull:
+                    if not started:  # the queue is full of jobs this sweep did not start
+                        raise
+                    finish(started.pop(0))
+            atomic_write_json(state_path, jobs)
+        started.append(cell)
+    for cell in started:
+        finish(cell)
     return rows
 
 
