@@ -44,12 +44,23 @@ def get_checkpoint(path: str, mtime_ns: int):
     return load_checkpoint(path, resolve_device("auto"))
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
+def _shared(*arrays):
+    """Arrays every session reads and none may change: one copy in the process.
+
+    st.cache_data hands each call its own unpickled copy, and a session's fragment holds
+    on to what its page read: eight sessions on Explore held eight copies of the test
+    images and latents (benchmarks/load.py). Read-only, so a slip fails loudly."""
+    for a in arrays:
+        a.flags.writeable = False
+    return arrays
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
 def get_cached_latents(ckpt_hash: str, split: str):
     lat = load_cached_latents(ckpt_hash, split)
     if lat is None:
         return None
-    return lat.mu, lat.labels
+    return _shared(lat.mu, lat.labels)
 
 
 def _run_through_app() -> None:
@@ -229,21 +240,64 @@ def z_text(z) -> str:
     return ",".join(f"{v:.3f}" for v in z)
 
 
-@st.cache_data(show_spinner=False, max_entries=4)
+@st.cache_resource(show_spinner=False, max_entries=4)
 def get_test_images(dataset: str):
-    """The test split's uint8 images, or None when the dataset is not on this machine."""
+    """The test split's uint8 images (shared, read-only), or None when the dataset is not on this machine."""
     try:
-        return load_dataset(dataset, "test", download=False).images.numpy()
+        return _shared(load_dataset(dataset, "test", download=False).images.numpy())[0]
     except VaeError:
         return None
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
-def prepared_upload(data: bytes, name: str, invert: str):
-    """prepare_upload by content: a 20 MB photo is decoded once, not on every rerun
-    (Explore's jump and Interpolate's endpoints); a refusal (VaeError) is not cached."""
-    from vae_core.preprocess import prepare_upload
-    return prepare_upload(data, name, invert=invert)
+def upload_digest(up) -> str:
+    """sha256 of an uploaded file's bytes, taken once per upload (Streamlit's file_id):
+    hashing 20 MB on every rerun would cost ~30 ms a time."""
+    import hashlib
+    memo = st.session_state.setdefault("_upload_digests", {})
+    fid = getattr(up, "file_id", None) or f"{up.name}:{up.size}"
+    if fid not in memo:
+        memo[fid] = hashlib.sha256(up.getvalue()).hexdigest()
+        while len(memo) > 16:  # a few uploads per page; the oldest go
+            memo.pop(next(iter(memo)))
+    return memo[fid]
+
+
+@st.cache_resource(show_spinner="Reading the image…", max_entries=16)
+def _decoded_upload(digest: str, name: str, _data: bytes):
+    """decode_upload by content, shared by sessions: (grey array, notes) or the refusal's
+    message (a refusal is remembered too: a corrupt 20 MB file is not decoded again)."""
+    from vae_core.preprocess import decode_upload
+    try:
+        gray, notes = decode_upload(_data, name)
+    except VaeError as e:
+        return str(e)
+    gray.flags.writeable = False
+    return gray, notes
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _framed_upload(digest: str, name: str, invert: str, _data: bytes):
+    """The MNIST framing of a decoded upload for one invert choice, or the refusal's message."""
+    from vae_core.preprocess import preprocess
+    got = _decoded_upload(digest, name, _data)
+    if isinstance(got, str):
+        return got
+    try:
+        prepared = preprocess(got[0], invert)
+    except VaeError as e:
+        return str(e)
+    prepared.notes = got[1] + prepared.notes
+    prepared.image.flags.writeable = False
+    return prepared
+
+
+def prepared_upload(up, invert: str):
+    """An st.file_uploader file, decoded once per content (whatever widgets change later:
+    a rerun costs a dictionary lookup) and framed once per invert choice. Raises VaeError."""
+    got = _framed_upload(upload_digest(up), up.name, invert, up.getvalue())
+    if isinstance(got, str):
+        raise VaeError(got)
+    return got
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -259,10 +313,11 @@ def train_cache_available(ckpt) -> bool:
     return load_cached_latents(ckpt.hash, "train") is not None or dataset_available(ckpt.dataset)
 
 
-@st.cache_data(show_spinner="Fitting PCA…", max_entries=8)
-def _pca_for(ckpt_hash: str, mu: np.ndarray):
+@st.cache_resource(show_spinner="Fitting PCA…", max_entries=8)
+def _pca_for(ckpt_hash: str, _mu: np.ndarray):
+    """Keyed by the weights' hash: the test latents are a function of it."""
     from vae_core.geometry import fit_pca
-    return fit_pca(mu)
+    return fit_pca(_mu)
 
 
 def get_pca(ckpt):
@@ -271,10 +326,10 @@ def get_pca(ckpt):
     return None if got is None else _pca_for(ckpt.hash, got[0])
 
 
-@st.cache_data(show_spinner="Estimating the intrinsic dimension…", max_entries=8)
-def _twonn_for(ckpt_hash: str, mu: np.ndarray) -> float:
+@st.cache_resource(show_spinner="Estimating the intrinsic dimension…", max_entries=8)
+def _twonn_for(ckpt_hash: str, _mu: np.ndarray) -> float:
     from vae_core.geometry import twonn_dimension
-    return twonn_dimension(mu)
+    return twonn_dimension(_mu)
 
 
 def get_twonn(ckpt) -> float:

@@ -94,7 +94,7 @@ with tab_upload:
     invert = st.radio("Invert", ["auto", "yes", "no"], horizontal=True, key="explore_invert")
     if up is not None:
         try:
-            prep = prepared_upload(up.getvalue(), up.name, invert)  # decoded once per content
+            prep = prepared_upload(up, invert)  # decoded once per content
         except VaeError as e:
             show_error(e)
         else:

@@ -48,7 +48,7 @@ def pick_image(side: str, default_index: int):
         if up is None:
             return None
         try:
-            prep = prepared_upload(up.getvalue(), up.name, invert)
+            prep = prepared_upload(up, invert)
         except VaeError as e:
             show_error(e)
             return None

@@ -193,3 +193,61 @@ def test_path_and_gif_options_redo_neither_the_encoding_nor_the_path(data_root, 
     at.radio(key="interp_method").set_value("lerp").run()
     no_errors(at)
     assert calls["path"] == 4         # (12, lerp) comes from the cache
+
+
+def _digit_photo(w: int, h: int, seed: int) -> bytes:
+    """A w×h PNG photo of a dark '1'-like stroke on light grey paper with a little noise."""
+    import io
+    from PIL import Image, ImageDraw
+    rng = np.random.default_rng(seed)
+    im = Image.fromarray((200 + rng.integers(0, 20, (h, w))).astype(np.uint8))
+    ImageDraw.Draw(im).line([(w // 2, h // 5), (w // 2 + w // 20, 4 * h // 5)], fill=20, width=max(3, w // 25))
+    buf = io.BytesIO()
+    im.save(buf, "PNG", compress_level=1)
+    return buf.getvalue()
+
+
+def test_uploads_are_decoded_once_whatever_changes_afterwards(data_root, monkeypatch):
+    """Two large uploads on Interpolate: each is decoded once, then scrubbing, the path,
+    the GIF's options, the other endpoint and even its Invert choice decode nothing again
+    (a 40 Mpx pair once cost 2 s of server CPU per scrub step); a refused upload is not
+    retried on every rerun either."""
+    import ui_common
+    import vae_core.preprocess
+    monkeypatch.setenv("VAE_DATA_ROOT", str(data_root))
+    decodes = []
+    real = vae_core.preprocess.decode_upload
+
+    def counted(data, name="upload"):
+        decodes.append(name)
+        return real(data, name)
+    monkeypatch.setattr(vae_core.preprocess, "decode_upload", counted)
+    ui_common._decoded_upload.clear()
+    ui_common._framed_upload.clear()
+    at = app(page="pages/interpolate.py")
+    for side, seed in (("A", 1), ("B", 2)):
+        at.radio(key=f"src_{side}").set_value("Upload").run()
+        at.file_uploader(key=f"upload_{side}").upload(f"photo-{side}.png", _digit_photo(4000, 3000, seed), "image/png")
+        at.run()
+    no_errors(at)
+    assert sorted(decodes) == ["photo-A.png", "photo-B.png"]
+    assert any("decoded reduced" in c.value for c in at.caption)  # the page says what it did
+    frames_before = at.get("download_button")[0].proto.label
+    at.slider(key="interp_scrub").set_value(4).run()
+    at.slider(key="interp_steps").set_value(20).run()
+    at.radio(key="interp_method").set_value("slerp").run()
+    at.slider(key="gif_fps").set_value(20).run()
+    at.radio(key="invert_A").set_value("no").run()   # framing redone from the decoded picture
+    at.radio(key="invert_A").set_value("auto").run()
+    no_errors(at)
+    assert sorted(decodes) == ["photo-A.png", "photo-B.png"]
+    assert at.get("download_button")[0].proto.label != frames_before  # the page did follow the changes
+
+    broken = _digit_photo(400, 300, 3)[:5000]  # a truncated PNG
+    at.file_uploader(key="upload_B").clear().upload("broken.png", broken, "image/png")
+    at.run()
+    assert any("broken.png" in e.value and "could not be decoded" in e.value for e in at.error)
+    at.radio(key="invert_A").set_value("yes").run()
+    at.radio(key="invert_B").set_value("no").run()
+    assert decodes.count("broken.png") == 1
+    assert any("broken.png" in e.value for e in at.error)
