@@ -68,6 +68,8 @@ class ImageSet:
 
 def to_float(images_u8, device: torch.device | str = "cpu") -> torch.Tensor:
     """uint8 images (N,28,28) -> float (N,1,28,28) in [0,1] on `device` (converted there)."""
+    if isinstance(images_u8, np.ndarray) and not images_u8.flags.writeable:
+        images_u8 = torch.from_numpy(images_u8.copy())  # the app's shared read-only arrays: torch wants to own
     return torch.as_tensor(images_u8).to(device).unsqueeze(1).float().div_(255)
 
 
