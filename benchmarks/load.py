@@ -454,8 +454,12 @@ def main() -> None:
                     help="ws clients hold a step back while a move is unanswered (the page does not)")
     ap.add_argument("--no-pin", action="store_true", help="let the server and the clients share all CPUs")
     ap.add_argument("--ttl", type=int, default=5, help="server.disconnectedSessionTTL for this run (default 5 s)")
+    ap.add_argument("--post-script-gc", action="store_true",
+                    help="Streamlit's default runner.postScriptGC (a full gc.collect after every run, fragment "
+                         "runs included), which the shipped config turns off: the before of that change")
     args = ap.parse_args()
-    flags = ("--server.address", "127.0.0.1", "--server.disconnectedSessionTTL", str(args.ttl))
+    flags = ("--server.address", "127.0.0.1", "--server.disconnectedSessionTTL", str(args.ttl),
+             *(("--runner.postScriptGC", "true") if args.post_script_gc else ()))
     cpus = sorted(os.sched_getaffinity(0))
     pinned = not args.no_pin and len(cpus) >= 2
     if pinned:  # this script and the clients it starts on the other CPUs
