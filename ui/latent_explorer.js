@@ -43,7 +43,7 @@ function parseBlob(buf) {
   return layers.map((L) => ({ ...L, w: view(L.w), b: view(L.b) }));
 }
 
-// z (array) -> {h, w, x: Float64Array of logits}
+// z (array) -> {c, h, w, x: Float64Array of logits, channel-major}
 function runLayers(layers, z) {
   let x = Float64Array.from(z), shape = [x.length];
   for (const L of layers) {
@@ -87,23 +87,27 @@ function runLayers(layers, z) {
       x = y; shape = [cout, ho, wo];
     }
   }
-  return { h: shape[1], w: shape[2], x };
+  return { c: shape[0], h: shape[1], w: shape[2], x };
 }
 
-// uint8 pixels exactly as vae_core.images.decode makes them: round(255 * sigmoid(logit))
+// uint8 pixels exactly as vae_core.images.decode makes them: round(255 * sigmoid(logit)),
+// channel-major (c = 1 grey, 3 colour)
 function decodePixels(hash, z) {
   const out = runLayers(window.__vaeDecoders[hash], z);
-  const px = new Uint8Array(out.h * out.w);
+  const px = new Uint8Array(out.c * out.h * out.w);
   for (let i = 0; i < px.length; i++) px[i] = Math.round(255 / (1 + Math.exp(-out.x[i])));
-  return { h: out.h, w: out.w, px };
+  return { c: out.c, h: out.h, w: out.w, px };
 }
 
 function pixelsCanvas(img, scale = 1) {
   const canvas = document.createElement("canvas");
   canvas.width = img.w; canvas.height = img.h;
   const ctx = canvas.getContext("2d"), data = ctx.createImageData(img.w, img.h);
-  for (let i = 0; i < img.px.length; i++) {
-    data.data[4 * i] = data.data[4 * i + 1] = data.data[4 * i + 2] = img.px[i];
+  const n = img.w * img.h, colour = img.c === 3;
+  for (let i = 0; i < n; i++) {
+    data.data[4 * i] = img.px[i];
+    data.data[4 * i + 1] = colour ? img.px[n + i] : img.px[i];
+    data.data[4 * i + 2] = colour ? img.px[2 * n + i] : img.px[i];
     data.data[4 * i + 3] = 255;
   }
   ctx.putImageData(data, 0, 0);
