@@ -381,3 +381,63 @@ def test_oversize_upload_is_refused_before_decoding(monkeypatch):
 
 def test_multiline_name_keeps_the_message_on_one_line():
     assert_refused(b"", "evil\nname.png", "evil name.png")
+
+
+# ------------------------------------------------------------ models of other shapes
+
+def _png(im):
+    import io
+    buf = io.BytesIO()
+    im.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_colour_uploads_keep_their_colour_and_transparency_becomes_black():
+    from PIL import Image
+
+    from vae_core.preprocess import decode_upload
+    im = Image.new("RGBA", (120, 80), (200, 40, 10, 255))
+    for x in range(10):
+        im.putpixel((x, 0), (0, 255, 0, 0))  # fully transparent
+    a, notes = decode_upload(_png(im), "red.png", colour=True)
+    assert a.shape == (80, 120, 3) and a.dtype == np.uint8
+    assert tuple(a[40, 60]) == (200, 40, 10) and tuple(a[0, 0]) == (0, 0, 0)
+    assert "alpha channel composited on black" in notes
+    grey, _ = decode_upload(_png(im), "red.png")  # the grey path is unchanged: paper is white
+    assert grey.ndim == 2 and grey[0, 0] == 255
+
+
+def test_a_grey_upload_for_a_colour_model_repeats_its_grey():
+    from PIL import Image
+
+    from vae_core.preprocess import decode_upload, frame_for_shape
+    a, _ = decode_upload(_png(Image.new("L", (64, 64), 77)), "g.png", colour=True)
+    assert a.shape == (64, 64, 3) and (a == 77).all()
+    p = frame_for_shape(a, (3, 64, 64))
+    assert p.image.shape == (64, 64, 3) and p.notes == []  # already the model's size: nothing said
+
+
+def test_other_shapes_get_a_centred_square_crop_resized_to_the_model():
+    from vae_core.preprocess import frame_for_shape
+    img = np.zeros((100, 300, 3), np.uint8)
+    img[:, 100:200] = (0, 0, 255)    # the centred square is all blue
+    img[:, :100] = (255, 0, 0)       # the sides (red, green) are cropped away
+    img[:, 200:] = (0, 255, 0)
+    p = frame_for_shape(img, (3, 32, 32))
+    assert p.image.shape == (32, 32, 3)
+    assert (np.abs(p.image.astype(int) - (0, 0, 255)) <= 2).all()
+    assert p.notes == ["centre-cropped and resized to 32x32"]
+    g = frame_for_shape(img, (1, 64, 64), invert="yes")
+    assert g.image.shape == (64, 64) and g.inverted and g.image.mean() > 200  # dark blue inverted is light
+    with pytest.raises(VaeError, match="not supported"):
+        frame_for_shape(img, (2, 32, 32))
+
+
+def test_mnist_shaped_models_keep_the_mnist_framing():
+    from vae_core.preprocess import frame_for_shape, preprocess
+    img = np.full((90, 60), 255, np.uint8)
+    img[20:70, 28:33] = 0  # a dark "1" on paper
+    a = frame_for_shape(img, (1, 28, 28)).image
+    assert np.array_equal(a, preprocess(img).image)
+    rgb = np.repeat(img[..., None], 3, axis=2)
+    assert np.array_equal(frame_for_shape(rgb, (1, 28, 28)).image, a)

@@ -118,7 +118,7 @@ Image.new("L", (8, 8)).save(warm, "PNG")
 decode_upload(warm.getvalue(), "warm.png")  # imports and plugins loaded, as in the running app
 base = status("VmRSS")
 try:
-    a, notes = decode_upload(data, "big")
+    a, notes = decode_upload(data, "big", colour=len(sys.argv) > 3 and sys.argv[3] == "colour")
     out = {"shape": list(a.shape), "notes": notes, "error": None}
 except Exception as e:
     out = {"error": str(e)}
@@ -127,13 +127,14 @@ print(json.dumps(out))
 """
 
 
-def decode_in_child(path):
+def decode_in_child(path, colour=False):
     """decode_upload(path) in a fresh Python: its result and its peak memory above what it
     held before decoding. VmHWM rather than ru_maxrss, because Linux carries the parent's
     peak across fork+exec into ru_maxrss (a pytest that built a 40 Mpx image would show)."""
     if not Path("/proc/self/status").exists():
         pytest.skip("peak memory is read from /proc (Linux)")
-    done = subprocess.run([sys.executable, "-c", CHILD, str(REPO), str(path)], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-c", CHILD, str(REPO), str(path), *(["colour"] if colour else [])],
+                          capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -339,6 +340,18 @@ def test_peak_memory_of_a_40_mpx_rgba_png_and_rgb_jpeg(big_files):
     jpg = decode_in_child(big_files["jpg_RGB"])
     assert jpg["error"] is None and jpg["shape"] == [1250, 2000], jpg
     assert jpg["mb"] <= 100, jpg  # never decoded at full size (that alone is 160 MB)
+
+
+def test_peak_memory_of_colour_decodes_for_colour_models(big_files):
+    """The colour path (colour models keep RGB) has the same bounds: reduced before any
+    conversion, transparency composited on the reduced copy."""
+    png = decode_in_child(big_files["png_RGBA"], colour=True)
+    assert png["error"] is None and png["shape"] == [1250, 2000, 3], png
+    assert "alpha channel composited on black" in png["notes"]
+    assert png["mb"] <= 300, png
+    jpg = decode_in_child(big_files["jpg_RGB"], colour=True)
+    assert jpg["error"] is None and jpg["shape"] == [1250, 2000, 3], jpg
+    assert jpg["mb"] <= 100, jpg
 
 
 # ------------------------------------------------------------------------------ JPEG

@@ -156,6 +156,29 @@ def _to_gray(im: Image.Image, source_mode: str | None = None) -> tuple[Image.Ima
         raise VaeError(f"Colour mode {source} is not supported; save the image as an RGB or grayscale PNG.") from None
 
 
+def _to_rgb(im: Image.Image, source_mode: str | None = None) -> tuple[Image.Image, list[str]]:
+    """Any Pillow mode -> 'RGB', for colour models: grey and high-bit-depth pictures go
+    through _to_gray (its scaling) and are repeated over the three channels; transparent
+    areas become black, the background of the colour datasets (color-sprites, a cut-out
+    object), not paper as for digits."""
+    source = source_mode or im.mode
+    if im.mode.startswith("I") or im.mode == "F" or im.mode in ("1", "L", "LAB"):
+        gray, notes = _to_gray(im, source_mode)
+        return gray.convert("RGB"), notes
+    notes = [_SOURCE_NOTES[source]] if source in _SOURCE_NOTES else []
+    if im.mode == "P":
+        im = im.convert("RGBA")
+    if im.mode in ("LA", "La", "PA", "RGBA", "RGBa") or "transparency" in im.info:
+        rgba = im.convert("RGBA")
+        if rgba.getchannel("A").getextrema()[0] < 255:
+            im = Image.alpha_composite(Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba)
+            notes.append("alpha channel composited on black")
+    try:
+        return im.convert("RGB"), notes
+    except ValueError:
+        raise VaeError(f"Colour mode {source} is not supported; save the image as an RGB or grayscale PNG.") from None
+
+
 def _reducible(im: Image.Image) -> Image.Image:
     """`im` in a mode whose box average means something, by a per-pixel conversion.
 
@@ -376,10 +399,11 @@ def _refuse_costly_decoder(im: Image.Image, w: int, h: int, name: str) -> None:
                        f"to {MAX_BMP_RLE_PIXELS:,} pixels, so save it as PNG or make it smaller.")
 
 
-def decode_upload(data: bytes, name: str = "upload") -> tuple[np.ndarray, list[str]]:
-    """Decode an upload (PNG, JPEG, GIF, BMP, WebP, TIFF) into a grayscale uint8 array, or raise VaeError.
+def decode_upload(data: bytes, name: str = "upload", colour: bool = False) -> tuple[np.ndarray, list[str]]:
+    """Decode an upload (PNG, JPEG, GIF, BMP, WebP, TIFF) into a uint8 array, or raise VaeError.
 
-    Returns (2-D uint8 array, notes). The first frame only; upright by EXIF; at most
+    Returns (array, notes): (H, W) grey, or (H, W, 3) RGB with colour=True (for colour
+    models). The first frame only; upright by EXIF; at most
     WORK_SIDE pixels on its longer side: JPEGs are decoded at 1/2, 1/4 or 1/8 scale by
     the JPEG decoder itself (draft), others are box-reduced straight after decoding,
     before any conversion, so no full-size copy in a wider mode is ever made. The notes
@@ -431,7 +455,8 @@ def decode_upload(data: bytes, name: str = "upload") -> tuple[np.ndarray, list[s
         if im.format in ("JPEG", "MPO"):
             # The JPEG decoder scales by 1/2, 1/4 or 1/8 while decoding (DCT scaling: the
             # picture is never decoded at full size) and gives grey straight from Y.
-            im.draft("L" if im.mode in ("L", "RGB") else im.mode, (max(1, w // factor), max(1, h // factor)))
+            want = ("RGB" if im.mode == "RGB" else im.mode) if colour else ("L" if im.mode in ("L", "RGB") else im.mode)
+            im.draft(want, (max(1, w // factor), max(1, h // factor)))
         exif = im.getexif()
         orientation = exif.get(0x0112, 1)  # 0x0112: EXIF Orientation
         if orientation in _TRANSPOSE:
@@ -443,7 +468,7 @@ def decode_upload(data: bytes, name: str = "upload") -> tuple[np.ndarray, list[s
         if orientation in _TRANSPOSE:
             im = im.transpose(_TRANSPOSE[orientation])
             notes.append("rotated upright using its EXIF orientation")
-        gray, more = _to_gray(im, source_mode)
+        gray, more = (_to_rgb if colour else _to_gray)(im, source_mode)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise VaeError(too_big) from None
     # Pillow's decoders raise a zoo of exception types on hostile bytes (its fuzzers see
@@ -452,7 +477,7 @@ def decode_upload(data: bytes, name: str = "upload") -> tuple[np.ndarray, list[s
         raise VaeError(f"{name} could not be decoded ({_reason(e)}); it may be truncated or corrupt, "
                        "so export it again as PNG or JPEG.") from None
     a = np.asarray(gray)
-    if max(a.shape) < max(w, h):
+    if max(a.shape[:2]) < max(w, h):
         notes.append(f"large image ({w}x{h}) decoded reduced to {a.shape[1]}x{a.shape[0]}")
     return a, notes + more
 
@@ -555,3 +580,45 @@ def prepare_upload(data: bytes, name: str = "upload", invert: str = "auto") -> P
     prepared = preprocess(gray, invert)
     prepared.notes = notes + prepared.notes
     return prepared
+
+
+# ---------------------------------------------------------------- any model's shape
+
+MNIST_SHAPE = (1, 28, 28)
+
+
+def fit_square(image: np.ndarray, size: int, channels: int) -> np.ndarray:
+    """A picture for a model that is not an MNIST-style digit model (sprites, CIFAR-10,
+    a folder of photos): the largest centred square, resized to size x size with
+    Lanczos (anti-aliased), as `folder:` datasets are made for training. (H, W) grey or
+    (H, W, 3) in; (size, size) for channels=1, (size, size, 3) for channels=3 out."""
+    a = np.asarray(image)
+    if a.ndim == 3 and channels == 1:
+        a = np.asarray(Image.fromarray(a).convert("L"))
+    elif a.ndim == 2 and channels == 3:
+        a = np.repeat(a[..., None], 3, axis=2)
+    h, w = a.shape[:2]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    crop = np.ascontiguousarray(a[top:top + side, left:left + side])
+    return np.asarray(Image.fromarray(crop).resize((size, size), Image.LANCZOS, reducing_gap=3.0))
+
+
+def frame_for_shape(image: np.ndarray, shape: tuple, invert: str = "auto") -> Prepared:
+    """The decoded upload framed for a model whose images are shape = (C, H, W): the
+    MNIST steps for 1x28x28 models (digits and garments are centred and boxed like the
+    datasets), a centred square crop resized to the model's size otherwise."""
+    c, h, w = (int(v) for v in shape)
+    if (c, h, w) == MNIST_SHAPE:
+        gray = image if image.ndim == 2 else np.asarray(Image.fromarray(image).convert("L"))
+        return preprocess(gray, invert)
+    if invert not in INVERT_CHOICES:
+        raise VaeError(f"Unknown invert option {invert!r}: choose auto, yes or no.")
+    if h != w or c not in (1, 3):
+        raise VaeError(f"Models of {c}x{h}x{w} images are not supported: images are square, 1 or 3 channels.")
+    out = fit_square(image, h, c)
+    inverted = invert == "yes"
+    if inverted:
+        out = 255 - out
+    notes = [] if image.shape[:2] == (h, w) else [f"centre-cropped and resized to {h}x{w}"]
+    return Prepared(image=out, inverted=inverted, notes=notes)
