@@ -35,7 +35,7 @@ from pathlib import Path
 import torch
 
 from vae_core import VaeError
-from vae_core.checkpoint import atomic_write_bytes, atomic_write_json, save_checkpoint
+from vae_core.checkpoint import FORMAT_VERSION, atomic_write_bytes, atomic_write_json, save_checkpoint
 from vae_core.data import BINARIZE_CHOICES, binarize_split, load_dataset, to_float, validate_name
 from vae_core.device import DEVICE_CHOICES, cpu_fast_layout, describe_device, resolve_device
 from vae_core.losses import BETA_SCHEDULES, active_units, beta_at, capacity_at, check_finite, vae_loss
@@ -257,7 +257,7 @@ def train(cfg: TrainConfig, command: str | None = None, progress: bool = True,
                     "train_size": int(n), "test_size": int(test_u8.shape[0]), "binarize": cfg.binarize}
     base_config = {"model": cfg.model_config().to_dict(), "training": cfg.to_dict(),
                    "dataset": dataset_info, "command": command}
-    atomic_write_json(out / "config.json", {"format_version": 1, **base_config, "metrics": {}})
+    atomic_write_json(out / "config.json", {"format_version": FORMAT_VERSION, **base_config, "metrics": {}})
     metrics_path = out / "metrics.jsonl"
     metrics_path.write_text("")  # a fresh run starts a fresh log
     if progress:
