@@ -21,8 +21,9 @@ pixels across (28 -> 14 -> 7: two layers, exactly the reference; 32 -> 4: three;
 
 Likelihood: "bernoulli" decodes logits of pixel probabilities (BCE on [0, 1]
 targets); "gaussian" decodes logits whose sigmoid is the mean of N(mean, sigma^2)
-per pixel, with one learned log sigma shared by all pixels (the sigma-VAE of
-Rybkin et al. 2021). Either way sigmoid(decode(z)) is the picture.
+per pixel, with one log sigma shared by all pixels, set to its analytic optimum
+(the "optimal sigma-VAE" of Rybkin et al. 2021; see losses.py). Either way
+sigmoid(decode(z)) is the picture.
 """
 from __future__ import annotations
 
@@ -215,10 +216,12 @@ class AutoEncoder(nn.Module):
         self.encoder = ConvEncoder(cfg, out) if conv else MLPEncoder(cfg, out)
         self.decoder = ConvDecoder(cfg) if conv else MLPDecoder(cfg)
         if cfg.likelihood == "gaussian":
-            # One log sigma for every pixel, learned with the rest (sigma-VAE); it starts at
-            # sigma = 1 and falls as the reconstructions improve. Bernoulli models have no
-            # such parameter, so their state dicts are what they always were.
-            self.log_sigma = nn.Parameter(torch.zeros(()))
+            # One log sigma for every pixel (sigma-VAE). Training sets it from the data: the
+            # loss of each batch uses that batch's optimal sigma (the RMS error), and after
+            # each epoch this buffer takes the optimum over the epoch, which evaluation uses.
+            # A buffer, not a Parameter: it is saved with the weights but no optimiser moves
+            # it. Bernoulli models have no such entry: their state dicts are what they were.
+            self.register_buffer("log_sigma", torch.zeros(()))
 
     @property
     def latent_dim(self) -> int:
@@ -240,7 +243,7 @@ class AutoEncoder(nn.Module):
         """The Gaussian decoder's log sigma, floored softly at MIN_LOG_SIGMA; None for Bernoulli."""
         if self.config.likelihood != "gaussian":
             return None
-        return MIN_LOG_SIGMA + nn.functional.softplus(self.log_sigma - MIN_LOG_SIGMA)
+        return self.log_sigma.clamp(min=MIN_LOG_SIGMA)
 
     def encode(self, x):
         h = self.encoder(x)
