@@ -402,3 +402,44 @@ def test_cli_takes_likelihood_image_size_and_channels(tmp_path):
                  "--hidden", "32", "--device", "cpu", "--out", str(tmp_path / "c")]) == 0
     ck = load_checkpoint(tmp_path / "c")
     assert ck.model.image_shape == (1, 32, 32) and ck.model_config.likelihood == "gaussian"
+
+
+def test_colour_gif_has_one_frame_per_step_and_keeps_the_colours():
+    import io
+    from PIL import Image
+    from vae_core.gif import gif_bytes, gif_info
+    frames = np.zeros((4, 8, 8, 3), np.uint8)
+    for t, rgb in enumerate([(255, 0, 0), (0, 200, 0), (0, 0, 160), (0, 0, 160)]):  # the last two identical
+        frames[t, 2:6, 2:6] = rgb
+    data = gif_bytes(frames, size=32, fps=10, labels=True)
+    info = gif_info(data)
+    assert info["frames"] == 4 and info["size"] == (32, 32)
+    im = Image.open(io.BytesIO(data))
+    for t, rgb in enumerate([(255, 0, 0), (0, 200, 0), (0, 0, 160), (0, 0, 160)]):
+        im.seek(t)
+        px = np.asarray(im.convert("RGB"))
+        assert tuple(px[16, 16]) == rgb and tuple(px[30, 30]) == (0, 0, 0)
+    with pytest.raises(VaeError, match="colour"):
+        gif_bytes(np.zeros((2, 8, 8, 4), np.uint8))
+
+
+def test_training_on_the_whole_sprites_split_renders_batches_lazily(tmp_path):
+    """No --limit: 727,280 images a epoch, each batch rendered when it is drawn. The run is
+    stopped after a few steps from the step callback (what Cancel does to a job)."""
+    from vae_core.train import TrainConfig, train
+
+    class Enough(Exception):
+        pass
+    seen = []
+
+    def on_step(epoch, step, steps):
+        seen.append(steps)
+        if step == 5:
+            raise Enough
+    cfg = TrainConfig(dataset="color-sprites", test_limit=16, epochs=1, batch_size=256, latent_dim=2,
+                      hidden=16, image_size=32, device="cpu", precision="fp32", out=str(tmp_path / "r"))
+    with pytest.raises(Enough):
+        train(cfg, progress=False, on_step=on_step)
+    assert seen == [2841] * 5  # ceil(727,280 / 256) steps an epoch: the whole split, lazily
+    header = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert header["dataset"]["train_size"] == 727_280 and header["model"]["likelihood"] == "gaussian"
