@@ -58,6 +58,7 @@ CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog
 SPRITE_NAMES = ("sprites", "color-sprites")
 BUILTIN_NAMES = ("mnist", "fashion-mnist", "digits", "cifar10", *SPRITE_NAMES)
 CHANNEL_CHOICES = ("auto", "1", "3")
+MAX_IMAGE_SIZE = 1024  # as models.MAX_IMAGE_SIZE (data does not import the models)
 SPLITS = ("train", "test")
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
@@ -228,11 +229,10 @@ def load_dataset(name: str, split: str = "train", data_root=None, download: bool
         raise VaeError(f"Unknown split {split!r}: choose train or test.")
     channels = parse_channels(channels)
     if image_size is not None and (isinstance(image_size, bool) or not isinstance(image_size, int)
-                                   or not 4 <= image_size <= 1024):
-        raise VaeError(f"--image-size must be a whole number from 4 to 1024 (got {image_size!r}).")
+                                   or not 4 <= image_size <= MAX_IMAGE_SIZE):
+        raise VaeError(f"--image-size must be a whole number from 4 to {MAX_IMAGE_SIZE} (got {image_size!r}).")
     if limit is not None and limit < 1:
         raise VaeError(f"limit must be at least 1 (got {limit}).")
-    factors = None
     class_names = None
     if name in SPRITE_NAMES:
         return _load_sprites(name, split, image_size, channels, limit)
@@ -252,7 +252,7 @@ def load_dataset(name: str, split: str = "train", data_root=None, download: bool
     if limit:
         images, labels = images[:limit], labels[:limit]
     images = conform(images, image_size, channels)
-    return ImageSet(name, split, images, labels, class_names or class_names_for(name), factors)
+    return ImageSet(name, split, images, labels, class_names or class_names_for(name))
 
 
 def _load_sprites(name: str, split: str, image_size, channels, limit) -> ImageSet:
