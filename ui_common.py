@@ -241,10 +241,14 @@ def z_text(z) -> str:
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
-def get_test_images(dataset: str):
-    """The test split's uint8 images (shared, read-only), or None when the dataset is not on this machine."""
+def get_test_images(dataset: str, image_size: int | None = None, channels: int | None = None):
+    """The test split's uint8 images in display layout ((N, H, W) grey, (N, H, W, 3) colour;
+    shared, read-only), or None when the dataset is not on this machine. image_size and
+    channels (None: the dataset's own) give the split in a model's shape."""
+    from vae_core.images import to_display
     try:
-        return _shared(load_dataset(dataset, "test", download=False).images.numpy())[0]
+        images = load_dataset(dataset, "test", download=False, image_size=image_size, channels=channels).images
+        return _shared(np.ascontiguousarray(to_display(images)))[0]
     except VaeError:
         return None
 

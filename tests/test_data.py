@@ -14,8 +14,8 @@ from vae_core.data import (FASHION_CLASSES, binarize_static, dataset_available, 
 def test_mnist_loads_whole_splits_as_uint8(data_root):
     train = load_dataset("mnist", "train", data_root)
     test = load_dataset("mnist", "test", data_root)
-    assert train.images.shape == (60000, 28, 28) and train.images.dtype == torch.uint8
-    assert test.images.shape == (10000, 28, 28) and test.labels.shape == (10000,)
+    assert train.images.shape == (60000, 1, 28, 28) and train.images.dtype == torch.uint8
+    assert test.images.shape == (10000, 1, 28, 28) and test.labels.shape == (10000,)
     assert set(test.labels.unique().tolist()) == set(range(10))
     assert 0 < test.images.float().mean() < 255
     assert test.floats()[:5].shape == (5, 1, 28, 28)
@@ -23,7 +23,7 @@ def test_mnist_loads_whole_splits_as_uint8(data_root):
 
 def test_fashion_mnist_is_validated_by_header_not_md5(data_root):
     test = load_dataset("fashion-mnist", "test", data_root)
-    assert test.images.shape == (10000, 28, 28)
+    assert test.images.shape == (10000, 1, 28, 28)
     assert test.class_names == FASHION_CLASSES
 
 
@@ -65,10 +65,10 @@ def test_data_root_order(monkeypatch, tmp_path):
 
 def test_digits_needs_no_files_or_network():
     train, test = load_dataset("digits", "train"), load_dataset("digits", "test")
-    assert train.images.shape == (1500, 28, 28) and test.images.shape == (297, 28, 28)
+    assert train.images.shape == (1500, 1, 28, 28) and test.images.shape == (297, 1, 28, 28)
     assert train.images.dtype == torch.uint8
     # MNIST-like framing: a 4-pixel empty border around a 20x20 digit
-    assert train.images[:, :4].max() == 0 and train.images[:, :, -4:].max() == 0
+    assert train.images[:, :, :4].max() == 0 and train.images[:, :, :, -4:].max() == 0
     assert train.images.max() == 255
 
 
@@ -77,18 +77,18 @@ def test_image_folder_dataset(tmp_path):
     for cls in ("cats", "dogs"):
         (tmp_path / cls).mkdir()
         for i in range(12):
-            arr = rng.integers(0, 255, (40, 30, 3), dtype=np.uint8)
+            arr = rng.integers(0, 255, (40, 30), dtype=np.uint8)  # grey: loads as 1x28x28
             Image.fromarray(arr).save(tmp_path / cls / f"{i:02d}.png")
     train = load_dataset(f"folder:{tmp_path}", "train")
     test = load_dataset(f"folder:{tmp_path}", "test")
-    assert train.images.shape == (22, 28, 28) and test.images.shape == (2, 28, 28)
+    assert train.images.shape == (22, 1, 28, 28) and test.images.shape == (2, 1, 28, 28)
     assert train.class_names == ["cats", "dogs"] and sorted(set(train.labels.tolist())) == [0, 1]
     (tmp_path / "dogs" / "bad.png").write_text("not an image")
     with pytest.raises(VaeError, match="bad.png"):
         load_dataset(f"folder:{tmp_path}", "train")
 
 
-@pytest.mark.parametrize("name", ["cifar10", "folder:/no/such/folder"])
+@pytest.mark.parametrize("name", ["cifar100", "folder:/no/such/folder"])
 def test_unknown_dataset_is_refused(name):
     with pytest.raises(VaeError):
         load_dataset(name)

@@ -133,6 +133,6 @@ def test_bad_frames_are_refused():
     with pytest.raises(VaeError):
         gif_bytes(np.zeros((2, 28, 28), np.float32))
     with pytest.raises(VaeError):
-        gif_bytes(np.zeros((2, 28, 28, 3), np.uint8))
+        gif_bytes(np.zeros((2, 28, 28, 4), np.uint8))  # RGBA: colour GIFs take (T, H, W, 3)
     with pytest.raises(VaeError):
         gif_info(b"not a gif at all")

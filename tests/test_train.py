@@ -86,7 +86,7 @@ def _cli(*args, **kw):
 @pytest.mark.parametrize("args,needle", [
     (["--beta", "-1"], "--beta must be"),
     (["--latent-dim", "0"], "--latent-dim must be at least 1"),
-    (["--dataset", "cifar10"], "Unknown dataset 'cifar10'"),
+    (["--dataset", "cifar100"], "Unknown dataset 'cifar100'"),
     (["--model", "gan"], "--model must be one of"),
     (["--epochs", "0"], "--epochs must be at least 1"),
     (["--binarize", "maybe"], "--binarize must be one of"),

@@ -11,6 +11,14 @@ either the previous checkpoint or the new one, never half a file.
 
 A checkpoint's identity is the sha256 of its weights file (which includes the
 model config in its header); latent caches are keyed on it.
+
+Format versions:
+  1  every checkpoint written before issue 13: the model section has no image shape
+     and no likelihood, which means a 1x28x28 Bernoulli model. Read unchanged, forever.
+  2  the model section records image_channels, image_size and likelihood. The number
+     moved so that an older app refuses a colour or 64x64 checkpoint with "upgrade
+     the app" rather than misreading it or failing on unknown keys.
+A version-1 folder is never rewritten to version 2 by reading it; only a save writes 2.
 """
 from __future__ import annotations
 
@@ -29,7 +37,10 @@ from safetensors.torch import save as st_save_bytes
 from vae_core import VaeError, parse_json
 from vae_core.models import AutoEncoder, ModelConfig, build_model
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+# the model fields version 1 did not have: a version-1 config that holds them is damaged
+_V2_MODEL_KEYS = ("image_channels", "image_size", "likelihood")
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 _UMASK = os.umask(0)
@@ -136,9 +147,9 @@ def read_config(folder) -> dict:
     if not isinstance(config, dict):
         raise VaeError(f"{path} does not hold a JSON object; the checkpoint is damaged.")
     version = config.get("format_version")
-    if version != FORMAT_VERSION:
+    if isinstance(version, bool) or version not in READABLE_VERSIONS:
         raise VaeError(f"{path} has checkpoint format version {version!r}; this version of the "
-                       f"app reads version {FORMAT_VERSION}. Upgrade the app or retrain.")
+                       f"app reads versions {' and '.join(map(str, READABLE_VERSIONS))}. Upgrade the app or retrain.")
     return config
 
 
@@ -178,8 +189,12 @@ def _model_config(config: dict, config_path: Path) -> ModelConfig:
     """The model section of config.json as a ModelConfig, or VaeError: a run folder is
     untrusted input ("channels": ["a", 1], a 5,000-digit latent_dim, a list for a dict)."""
     try:
-        cfg = ModelConfig.from_dict(config["model"])
-        numbers = [cfg.latent_dim, cfg.hidden, *cfg.channels]
+        section = config["model"]
+        if config.get("format_version") == 1 and any(k in section for k in _V2_MODEL_KEYS):
+            raise VaeError(f"{config_path} says format version 1 but its model section names an image shape "
+                           f"or likelihood (version 2 fields); the checkpoint is damaged.")
+        cfg = ModelConfig.from_dict(section)
+        numbers = [cfg.latent_dim, cfg.hidden, *cfg.channels, cfg.image_size]
         ok = all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 1 << 20 for v in numbers)
     except (KeyError, TypeError, ValueError, OverflowError) as e:
         raise VaeError(f"{config_path} has no usable 'model' section ({str(e)[:200]}).") from e

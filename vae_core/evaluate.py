@@ -3,8 +3,8 @@
     python -m vae_core.evaluate --checkpoint DIR [--data-root R] [--split test]
                                 [--limit N] [--iw-samples K] [--json]
 
-Every number is in nats per image (Bernoulli decoder, summed over the 784 pixels)
-on the chosen split, binarized the way the model was trained: a model trained on
+Every number is in nats per image under the model's own decoder likelihood (Bernoulli,
+or the learned-sigma Gaussian of a sigma-VAE; summed over all C x H x W pixels) on the chosen split, binarized the way the model was trained: a model trained on
 binarized MNIST is scored on the split binarized once with a fixed seed (Burda et
 al. 2015); a model trained on grey levels is scored with grey-level targets (then
 the "likelihood" is the cross-entropy the loss uses, not a density of real images).
@@ -64,7 +64,7 @@ from vae_core.checkpoint import atomic_write_json, load_checkpoint
 from vae_core.data import binarize_split, load_dataset, to_float
 from vae_core.device import cpu_fast_layout
 from vae_core.geometry import twonn_dimension
-from vae_core.losses import active_units, kl_per_dim, recon_bce
+from vae_core.losses import active_units, kl_per_dim, recon_nll
 
 METRIC_KEYS = ("neg_elbo", "recon", "kl", "nll", "kl_per_dim", "active_units", "mutual_info",
                "mse", "shuffled_recon", "twonn_dim")
@@ -107,17 +107,26 @@ def iwae_log_likelihood(mu: torch.Tensor, logvar: torch.Tensor, log_lik, k: int,
     return torch.logsumexp(torch.cat(log_w), dim=0) - math.log(k)
 
 
-def bernoulli_log_lik(model, x: torch.Tensor):
+def decoder_log_lik(model, x: torch.Tensor):
     """log_lik for iwae_log_likelihood: z (S, B, D) -> log p(x|z) (S, B) under the model's
-    Bernoulli decoder, for the images x (B, 1, 28, 28) with targets in [0, 1]."""
+    decoder (Bernoulli, or Gaussian with its learned sigma), for images x (B, C, H, W) in [0, 1]."""
     flat = x.flatten(1)
+    log_sigma = _log_sigma(model)
 
     def log_lik(z):
         s, b, d = z.shape
-        logits = model.decode(z.reshape(s * b, d)).float().reshape(s, b, -1)
-        return -torch.nn.functional.binary_cross_entropy_with_logits(
-            logits, flat.expand(s, b, -1), reduction="none").sum(-1)
+        logits = model.decode(z.reshape(s * b, d)).float().reshape(s * b, -1)
+        return -recon_nll(logits, flat.repeat(s, 1), log_sigma).reshape(s, b)
     return log_lik
+
+
+bernoulli_log_lik = decoder_log_lik  # the name before issue 13 (a Bernoulli model gives the same numbers)
+
+
+def _log_sigma(model):
+    get = getattr(model, "decoder_log_sigma", None)
+    ls = get() if get else None
+    return None if ls is None else ls.float()
 
 
 def mutual_information(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None,
@@ -143,7 +152,7 @@ def mutual_information(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.
 def evaluate_model(model, images_u8: torch.Tensor, *, iw_samples: int = 100, seed: int = 0,
                    batch_size: int = 500, iw_batch: int = 50, mi_samples: int = 2000,
                    progress=None) -> dict:
-    """Every metric of the module docstring for uint8 images (N, 28, 28); floats in nats.
+    """Every metric of the module docstring for uint8 images (N, C, H, W), or (N, H, W) grey; floats in nats.
 
     The images are the targets as given (binarize them first for a binarized model).
     progress(fraction) is called while the importance-sampled NLL runs (the slow part).
@@ -158,6 +167,7 @@ def evaluate_model(model, images_u8: torch.Tensor, *, iw_samples: int = 100, see
     model = cpu_fast_layout(model, device, keep_original=True)  # the caller's (the app's cached) model stays as is
     g = torch.Generator(device=device).manual_seed(seed)
     variational = model.variational
+    log_sigma = _log_sigma(model)
 
     mus, logvars, recon, recon_shuf, kls, se = [], [], [], [], [], []
     for i in range(0, n, batch_size):
@@ -165,9 +175,9 @@ def evaluate_model(model, images_u8: torch.Tensor, *, iw_samples: int = 100, see
         mu, logvar = model.encode(x)
         mu = mu.float()
         z = mu if logvar is None else mu + torch.exp(0.5 * logvar.float()) * torch.randn(mu.shape, generator=g, device=device)
-        recon.append(recon_bce(model.decode(z).float(), x))
+        recon.append(recon_nll(model.decode(z).float(), x, log_sigma))
         # another image's z: a fixed derangement (roll by one) within the batch
-        recon_shuf.append(recon_bce(model.decode(z.roll(1, 0)).float(), x))
+        recon_shuf.append(recon_nll(model.decode(z.roll(1, 0)).float(), x, log_sigma))
         se.append((torch.sigmoid(model.decode(mu).float()) - x).pow(2).flatten(1).mean(1))
         mus.append(mu)
         if variational:
@@ -198,7 +208,7 @@ def evaluate_model(model, images_u8: torch.Tensor, *, iw_samples: int = 100, see
     nll = []
     for i in range(0, n, iw_batch):
         x = to_float(images_u8[i:i + iw_batch], device)
-        nll.append(-iwae_log_likelihood(mu_all[i:i + iw_batch], lv_all[i:i + iw_batch], bernoulli_log_lik(model, x),
+        nll.append(-iwae_log_likelihood(mu_all[i:i + iw_batch], lv_all[i:i + iw_batch], decoder_log_lik(model, x),
                                         iw_samples, generator=g))
         if progress:
             progress(min(1.0, (i + iw_batch) / n))
@@ -208,7 +218,9 @@ def evaluate_model(model, images_u8: torch.Tensor, *, iw_samples: int = 100, see
 
 def evaluation_images(ckpt, split: str = "test", data_root=None, limit: int | None = None) -> tuple[torch.Tensor, bool]:
     """The split the checkpoint is scored on, binarized as its training was: (uint8 images, binarized)."""
-    images = load_dataset(ckpt.dataset, split, data_root, download=False).images
+    shape = ckpt.model_config.image_shape  # the split as the model saw it (1x28x28 for every older model)
+    images = load_dataset(ckpt.dataset, split, data_root, download=False, image_size=shape[1],
+                          channels=shape[0]).images
     if ckpt.binarized:
         images = binarize_split(images, split)  # the whole split, then the limit: the same pixels as the cache
     return (images[:limit] if limit else images), ckpt.binarized

@@ -9,8 +9,11 @@ asked for 20 steps should get 20 frames. So we write the container (header, glob
 palette, NETSCAPE loop extension, trailer) here and let Pillow's public legacy
 helper GifImagePlugin.getdata LZW-encode each frame. Frames are grayscale, so one
 global palette with index i = gray level i makes the encoding lossless: no
-quantisation, no dithering. Anything that reads GIFs (Pillow, imageio, browsers)
-reads the result.
+quantisation, no dithering. Colour frames (T, H, W, 3) share one global palette
+of at most 256 colours (median cut over all frames together, no dithering), so the
+animation does not flicker between per-frame palettes; a colour VAE's decodes are
+smooth, and 256 colours hold them with little visible loss. Anything that reads
+GIFs (Pillow, imageio, browsers) reads the result.
 
 Timing: GIF stores frame delays in hundredths of a second, and browsers replace
 delays under 20 ms by ~100 ms (a leftover from 1990s GIFs with delay 0). We round
@@ -50,14 +53,15 @@ def _draw_label(frame: np.ndarray, text: str) -> np.ndarray:
     draw = ImageDraw.Draw(im)
     pad = max(1, font_px // 4)
     left, top, right, bottom = draw.textbbox((pad, pad), text, font=font)
-    draw.rectangle((0, 0, right + pad, bottom + pad), fill=_BOX)
-    draw.text((pad, pad), text, fill=_TEXT, font=font)
+    box, ink = (_BOX, _TEXT) if im.mode == "L" else ((_BOX,) * 3, (_TEXT,) * 3)
+    draw.rectangle((0, 0, right + pad, bottom + pad), fill=box)
+    draw.text((pad, pad), text, fill=ink, font=font)
     return np.asarray(im)
 
 
 def gif_bytes(frames, size: int = 256, fps: float = 10, resample: str = "nearest",
               pingpong: bool = False, labels: bool = False) -> bytes:
-    """Looping GIF of uint8 grayscale frames (T, H, W), each upscaled to size x size.
+    """Looping GIF of uint8 frames, grey (T, H, W) or colour (T, H, W, 3), each upscaled to size x size.
 
     pingpong plays forward then back without repeating the end frames (T -> 2T-2).
     labels writes "i/T" (the source step) on each frame. The output has exactly one
@@ -68,10 +72,12 @@ def gif_bytes(frames, size: int = 256, fps: float = 10, resample: str = "nearest
             raise VaeError("A GIF needs at least one frame: decode some latents first.")
         frames = np.stack([np.asarray(f) for f in frames])
     frames = np.asarray(frames)
-    if frames.ndim == 2:
+    if frames.ndim == 2:  # one grey frame (one colour frame must come as (1, H, W, 3))
         frames = frames[None]
-    if frames.ndim != 3 or frames.dtype != np.uint8:
-        raise VaeError(f"GIF frames must be uint8 grayscale images (T, H, W), got {frames.dtype} {frames.shape}.")
+    colour = frames.ndim == 4 and frames.shape[-1] == 3
+    if not (frames.ndim == 3 or colour) or frames.dtype != np.uint8:
+        raise VaeError(f"GIF frames must be uint8 images, grey (T, H, W) or colour (T, H, W, 3), "
+                       f"got {frames.dtype} {frames.shape}.")
     if len(frames) == 0:
         raise VaeError("A GIF needs at least one frame: decode some latents first.")
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not MIN_SIZE <= size <= MAX_SIZE:
@@ -86,19 +92,29 @@ def gif_bytes(frames, size: int = 256, fps: float = 10, resample: str = "nearest
     if pingpong and n >= 2:
         big = big + big[-2:0:-1]  # 0..n-1 then n-2..1: the loop returns to 0 itself
 
+    palette = _GRAY_PALETTE
+    if colour:
+        # one palette for the whole animation, from all frames stacked into one picture
+        together = Image.fromarray(np.ascontiguousarray(np.concatenate(big, axis=0)))
+        pal = together.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+        palette = bytes(pal.getpalette()[:768]).ljust(768, b"\0")
+        big = [Image.fromarray(np.ascontiguousarray(f)).quantize(palette=pal, dither=Image.Dither.NONE)
+               for f in big]
+
     buf = io.BytesIO()
     # Header + logical screen descriptor: packed 0xF7 = global colour table present,
     # 8-bit colour resolution, table of 2^(7+1) = 256 entries; background 0, no aspect.
-    buf.write(b"GIF89a" + struct.pack("<HHBBB", size, size, 0xF7, 0, 0) + _GRAY_PALETTE)
+    buf.write(b"GIF89a" + struct.pack("<HHBBB", size, size, 0xF7, 0, 0) + palette)
     # NETSCAPE2.0 application extension, loop count 0 = forever.
     buf.write(b"!\xff\x0bNETSCAPE2.0\x03\x01" + struct.pack("<H", 0) + b"\x00")
     delay = frame_duration_ms(float(fps))
     for f in big:
         # getdata writes the graphic control extension (delay, disposal), the image
-        # descriptor (no local palette: indices are gray levels) and the LZW data.
+        # descriptor (no local palette: indices are gray levels, or the shared colour
+        # palette's) and the LZW data.
         # disposal 1 = leave the frame in place; every frame covers the canvas anyway.
-        for chunk in GifImagePlugin.getdata(Image.fromarray(np.ascontiguousarray(f)),
-                                            duration=delay, disposal=1):
+        im = f if isinstance(f, Image.Image) else Image.fromarray(np.ascontiguousarray(f))
+        for chunk in GifImagePlugin.getdata(im, duration=delay, disposal=1):
             buf.write(chunk)
     buf.write(b";")
     return buf.getvalue()

@@ -59,7 +59,9 @@ from pathlib import Path
 from vae_core import VaeError, parse_json
 from vae_core.catalog import runs_dir as default_runs_dir
 from vae_core.checkpoint import atomic_write_json
-from vae_core.data import DIGITS_TEST_SIZE, IDX_DATASETS, IMAGE_EXTENSIONS
+from vae_core.data import DIGITS_TEST_SIZE, IDX_DATASETS, SPRITE_NAMES, _folder_layout
+from vae_core.sprites import NUM_IMAGES as SPRITES_IMAGES
+from vae_core.sprites import TEST_SIZE as SPRITES_TEST_SIZE
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
 FINAL = ("done", "failed", "cancelled")
@@ -341,18 +343,22 @@ def _reap_job(pid: int | None, timeout: float) -> None:
 
 def train_images(cfg) -> int:
     """How many images one epoch of cfg trains on, without loading them: the train split's
-    size (MNIST and Fashion-MNIST 60,000, digits 1,500, a folder every image but each
-    class's every 10th, as data._load_folder splits it), cut to --limit."""
+    size (MNIST and Fashion-MNIST 60,000, digits 1,500, CIFAR-10 50,000, sprites 727,280,
+    a folder every image but each class's every 10th, as data._load_folder splits it; a
+    folder without class subfolders is one class), cut to --limit."""
     if cfg.dataset in IDX_DATASETS:
         n = 60_000
     elif cfg.dataset == "digits":
         n = 1797 - DIGITS_TEST_SIZE  # scikit-learn's digits hold 1,797 images
+    elif cfg.dataset == "cifar10":
+        n = 50_000                   # five batches of 10,000
+    elif cfg.dataset in SPRITE_NAMES:
+        n = SPRITES_IMAGES - SPRITES_TEST_SIZE
     else:
         root = Path(cfg.dataset[len("folder:"):])
         n = 0
-        for cls in (p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-            files = sum(1 for f in cls.iterdir() if f.suffix.lower() in IMAGE_EXTENSIONS)
-            n += files - files // 10
+        for files in _folder_layout(root)[1]:
+            n += len(files) - len(files) // 10
     return min(n, cfg.limit) if cfg.limit else n
 
 

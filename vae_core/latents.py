@@ -106,7 +106,7 @@ def write_latents(ckpt_hash: str, latents: Latents, cache_root=None) -> Path:
 
 @torch.no_grad()
 def encode_images(model, images_u8: torch.Tensor, batch_size: int = 1000, progress=None):
-    """Posterior means and log-variances of uint8 images (N,28,28) as numpy arrays."""
+    """Posterior means and log-variances of uint8 images (N, C, H, W) as numpy arrays."""
     device = next(model.parameters()).device
     mus, logvars = [], []
     n = images_u8.shape[0]
@@ -132,7 +132,8 @@ def encode_dataset(ckpt: Checkpoint, split: str = "test", data_root=None, cache_
     cached = load_cached_latents(ckpt.hash, split, cache_root)
     if cached is not None:
         return cached
-    data = load_dataset(ckpt.dataset, split, data_root, download=False)
+    shape = ckpt.model_config.image_shape  # the split as the model saw it (1x28x28 for every older model)
+    data = load_dataset(ckpt.dataset, split, data_root, download=False, image_size=shape[1], channels=shape[0])
     images = data.images
     if ckpt.binarized:
         # models trained on binarized data see the fixed-seed binarized split, as in training

@@ -1,10 +1,24 @@
 """The objective, in one place.
 
-    loss = BCE(sum over pixels)/B + beta * KL(sum over dims)/B
+    loss = NLL(sum over pixels)/B + beta * KL(sum over dims)/B
 
 Both terms are summed per image and averaged over the batch, so the loss is a
 per-sample quantity: changing the batch size does not rescale beta (dividing
-BCE by the number of pixels, as some examples do, silently multiplies beta by 784).
+the NLL by the number of pixels, as some examples do, silently multiplies beta by 784).
+
+The NLL is the decoder's likelihood, in nats per image:
+  bernoulli  BCE of sigmoid(logits) against targets in [0, 1] (grey or binary data)
+  gaussian   -log N(x; sigmoid(logits), sigma^2) per pixel with one shared sigma:
+             the sigma-VAE (Rybkin et al. 2021). With a fixed sigma the MSE weight
+             is a hidden beta; calibrating sigma to the data fixes it, which colour
+             data needs (BCE on colour is not a likelihood of the data and blurs).
+             Training uses each batch's analytic optimum, sigma^2 = the batch's mean
+             squared error per pixel (the paper's "optimal sigma", which it found
+             better than a gradient-learned sigma: a learned log sigma starting at 0
+             moves by ~lr a step, so for the first thousands of steps the KL term
+             dominates). The model keeps the optimum over the last epoch for
+             evaluation. It is a density on [0, 1]^D, so it can be negative once
+             sigma is small.
 
 Knobs against posterior collapse:
   free bits (Kingma et al. 2016)  each latent dimension's batch-mean KL is floored
@@ -30,6 +44,37 @@ ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2015: Cov_x(E_q[z_i]) > 0.01
 def recon_bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Bernoulli negative log-likelihood per image, summed over pixels: shape (B,)."""
     return F.binary_cross_entropy_with_logits(logits, target, reduction="none").flatten(1).sum(1)
+
+
+LOG_2PI = math.log(2 * math.pi)
+
+
+def recon_gaussian(logits: torch.Tensor, target: torch.Tensor, log_sigma: torch.Tensor) -> torch.Tensor:
+    """Gaussian negative log-likelihood per image, summed over pixels: shape (B,).
+
+    The mean is sigmoid(logits), so every decoder's output reads as a picture the same
+    way; log_sigma is one scalar shared by all pixels (sigma-VAE, Rybkin et al. 2021).
+    """
+    mean = torch.sigmoid(logits)
+    sq = (target - mean).pow(2).flatten(1)
+    d = sq.shape[1]
+    return 0.5 * sq.sum(1) * torch.exp(-2 * log_sigma) + d * (log_sigma + 0.5 * LOG_2PI)
+
+
+def optimal_log_sigma(logits: torch.Tensor, target: torch.Tensor, floor: float = -6.0) -> torch.Tensor:
+    """The sigma-VAE's analytic optimum for a batch: log sqrt(mean squared error per pixel),
+    detached (a statistic of the batch, not a path for gradients) and floored so a perfect
+    reconstruction of flat images does not send the NLL to minus infinity."""
+    mse = (torch.sigmoid(logits.detach()) - target).pow(2).mean()
+    return (0.5 * torch.log(mse.clamp(min=1e-30))).clamp(min=floor)
+
+
+def recon_nll(logits: torch.Tensor, target: torch.Tensor, log_sigma: torch.Tensor | None = None) -> torch.Tensor:
+    """The decoder's negative log-likelihood per image (B,): Bernoulli when log_sigma is
+    None (what every model before issue 13 uses), Gaussian with that log sigma otherwise."""
+    if log_sigma is None:
+        return recon_bce(logits, target)
+    return recon_gaussian(logits, target, log_sigma)
 
 
 def kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -68,14 +113,16 @@ def capacity_at(capacity_max: float | None, epoch: float, capacity_epochs: float
 
 
 def vae_loss(logits, target, mu, logvar, beta: float = 1.0, free_bits: float = 0.0,
-             capacity: float | None = None) -> dict:
+             capacity: float | None = None, log_sigma: torch.Tensor | None = None) -> dict:
     """Per-sample loss and every term, as tensors.
+
+    log_sigma: the Gaussian decoder's (model.decoder_log_sigma()); None for Bernoulli.
 
     Returns loss (what is minimised), recon, kl (the true KL, not floored),
     kl_per_dim (batch mean, shape (D,)) and kl_term (what beta multiplies).
     For an autoencoder (logvar None) the loss is the reconstruction alone.
     """
-    recon = recon_bce(logits, target).mean()
+    recon = recon_nll(logits, target, log_sigma).mean()
     if logvar is None:
         zero = recon.new_zeros(())
         return {"loss": recon, "recon": recon, "kl": zero, "kl_term": zero,

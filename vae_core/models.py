@@ -4,13 +4,26 @@ One interface for all of them:
     encode(x)  -> (mu, logvar)     AEs return (z, None)
     decode(z)  -> logits           sigmoid only at display time
     forward(x) -> (logits, mu, logvar, z)   VAEs sample z = mu + sigma*eps
-Images are float (B,1,28,28) in [0,1].
+Images are float (B, C, H, W) in [0,1], C in {1, 3}, H = W = the config's image_size
+(1x28x28 unless the config says otherwise: every checkpoint written before shapes
+existed is a 1x28x28 model).
 
 ConvVAE follows the reference recipe (the Keras VAE example, in PyTorch):
 stride-2 convolutions 32 -> 64 channels with LeakyReLU(0.2), a hidden fc layer,
 then mu and logvar; the decoder mirrors it with ConvTranspose layers. The
 "dec+1" option adds one ConvTranspose(k3, s1) at the decoder head, which lets the
 last layer mix neighbouring pixels after the upsampling and sharpens strokes.
+
+Depth follows the size: stride-2 convolutions halve the image until it is 4..7
+pixels across (28 -> 14 -> 7: two layers, exactly the reference; 32 -> 4: three;
+64 -> 4: four). Widths are channels[0], channels[1], then doubling (32, 64, 128,
+256), so the deeper stacks keep roughly the same activations per layer.
+
+Likelihood: "bernoulli" decodes logits of pixel probabilities (BCE on [0, 1]
+targets); "gaussian" decodes logits whose sigmoid is the mean of N(mean, sigma^2)
+per pixel, with one log sigma shared by all pixels, set to its analytic optimum
+(the "optimal sigma-VAE" of Rybkin et al. 2021; see losses.py). Either way
+sigmoid(decode(z)) is the picture.
 """
 from __future__ import annotations
 
@@ -22,6 +35,29 @@ from torch import nn
 from vae_core import VaeError
 
 MODEL_KINDS = ("conv-vae", "conv-ae", "linear-vae", "linear-ae")
+LIKELIHOODS = ("bernoulli", "gaussian")
+IMAGE_CHANNELS = (1, 3)
+MAX_IMAGE_SIZE = 1024  # a 1024x1024 colour batch of 128 is 1.6 GB of floats: far past useful here
+MIN_LOG_SIGMA = -6.0   # sigma >= 0.0025 (under a grey level): keeps the Gaussian NLL finite on flat images
+
+
+def conv_depth(image_size: int) -> int:
+    """How many stride-2 convolutions take image_size down to 4..7 pixels, or VaeError.
+
+    Each halving must be exact (a ConvTranspose mirror of an odd size would not come
+    back to the same size), so 28 -> 2, 32 -> 3, 64 -> 4, 48 -> 3; 30 or 100 are refused.
+    """
+    size, depth = image_size, 0
+    while size > 7:
+        if size % 2:
+            break
+        size //= 2
+        depth += 1
+    if depth == 0 or not 4 <= size <= 7:
+        raise VaeError(f"A convolutional model needs an image size that halves exactly down to 4..7 pixels "
+                       f"(e.g. 28, 32, 48, 64, 128); {image_size} does not. Choose another --image-size "
+                       f"or a linear model.")
+    return depth
 
 
 @dataclass
@@ -32,6 +68,11 @@ class ModelConfig:
     batchnorm: bool = False            # BatchNorm after each encoder conv (BN-VAE)
     hidden: int = 256                  # width of the fc layer between convs and latent
     channels: tuple[int, int] = (32, 64)
+    # The image shape (C, size, size). Configs written before these fields existed
+    # describe 1x28x28 Bernoulli models, which is what the defaults say.
+    image_channels: int = 1
+    image_size: int = 28
+    likelihood: str = "bernoulli"
 
     def __post_init__(self):
         self.channels = tuple(int(c) for c in self.channels)
@@ -44,10 +85,30 @@ class ModelConfig:
             raise VaeError(f"Latent dim must be a whole number >= 1, got {self.latent_dim!r}.")
         if self.hidden < 1 or len(self.channels) != 2 or min(self.channels) < 1:
             raise VaeError("hidden and channels must be positive (channels: two numbers).")
+        if self.image_channels not in IMAGE_CHANNELS or isinstance(self.image_channels, bool):
+            raise VaeError(f"Images must have 1 (grey) or 3 (colour) channels, got {self.image_channels!r}.")
+        if not isinstance(self.image_size, int) or isinstance(self.image_size, bool) \
+                or not 4 <= self.image_size <= MAX_IMAGE_SIZE:
+            raise VaeError(f"Image size must be a whole number from 4 to {MAX_IMAGE_SIZE}, got {self.image_size!r}.")
+        if self.likelihood not in LIKELIHOODS:
+            raise VaeError(f"Unknown likelihood {self.likelihood!r}: choose one of {', '.join(LIKELIHOODS)}.")
+        if self.kind.startswith("conv"):
+            conv_depth(self.image_size)
 
     @property
     def variational(self) -> bool:
         return self.kind.endswith("-vae")
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return (self.image_channels, self.image_size, self.image_size)
+
+    @property
+    def widths(self) -> tuple[int, ...]:
+        """Output channels of each encoder convolution: channels[0], channels[1], then doubling."""
+        c1, c2 = self.channels
+        depth = conv_depth(self.image_size)
+        return tuple([c1, c2] + [c2 * 2 ** i for i in range(1, depth - 1)])[:depth]
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -66,13 +127,17 @@ class ModelConfig:
 class ConvEncoder(nn.Module):
     def __init__(self, cfg: ModelConfig, out_dim: int):
         super().__init__()
-        c1, c2 = cfg.channels
+        widths = cfg.widths
         norm = (lambda c: nn.BatchNorm2d(c)) if cfg.batchnorm else (lambda c: nn.Identity())
+        layers, cin = [], cfg.image_channels
+        for w in widths:  # each halves the size: 28 -> 14 -> 7, 64 -> 32 -> 16 -> 8 -> 4
+            layers += [nn.Conv2d(cin, w, 3, stride=2, padding=1), norm(w), nn.LeakyReLU(0.2)]
+            cin = w
+        side = cfg.image_size >> len(widths)
         self.net = nn.Sequential(
-            nn.Conv2d(1, c1, 3, stride=2, padding=1), norm(c1), nn.LeakyReLU(0.2),   # 28 -> 14
-            nn.Conv2d(c1, c2, 3, stride=2, padding=1), norm(c2), nn.LeakyReLU(0.2),  # 14 -> 7
+            *layers,
             nn.Flatten(),
-            nn.Linear(c2 * 7 * 7, cfg.hidden), nn.LeakyReLU(0.2),
+            nn.Linear(cin * side * side, cfg.hidden), nn.LeakyReLU(0.2),
             nn.Linear(cfg.hidden, out_dim),
         )
 
@@ -83,35 +148,40 @@ class ConvEncoder(nn.Module):
 class ConvDecoder(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        c1, c2 = cfg.channels
-        self.c2 = c2
+        widths = cfg.widths
+        self.c2 = widths[-1]                               # channels of the smallest feature map
+        self.side = cfg.image_size >> len(widths)          # its size: 4..7
         self.fc = nn.Sequential(
             nn.Linear(cfg.latent_dim, cfg.hidden), nn.LeakyReLU(0.2),
-            nn.Linear(cfg.hidden, c2 * 7 * 7), nn.LeakyReLU(0.2),
+            nn.Linear(cfg.hidden, self.c2 * self.side * self.side), nn.LeakyReLU(0.2),
         )
-        layers = [nn.ConvTranspose2d(c2, c1, 3, stride=2, padding=1, output_padding=1),  # 7 -> 14
-                  nn.LeakyReLU(0.2)]
+        layers = []
+        for cin, cout in zip(widths[:0:-1], widths[-2::-1]):  # mirror of the encoder: 7 -> 14, ...
+            layers += [nn.ConvTranspose2d(cin, cout, 3, stride=2, padding=1, output_padding=1),
+                       nn.LeakyReLU(0.2)]
+        c1, out = widths[0], cfg.image_channels
         if cfg.extra_decoder_layer:
-            # Upsample to c1/2 channels, not c1: at 28x28 this layer dominates the cost,
+            # Upsample to c1/2 channels, not c1: at full size this layer dominates the cost,
             # and half the width keeps dec+1 affordable on a CPU.
             head = max(c1 // 2, 1)
-            layers += [nn.ConvTranspose2d(c1, head, 3, stride=2, padding=1, output_padding=1),  # 14 -> 28
+            layers += [nn.ConvTranspose2d(c1, head, 3, stride=2, padding=1, output_padding=1),  # -> full size
                        nn.LeakyReLU(0.2),
-                       nn.ConvTranspose2d(head, 1, 3, stride=1, padding=1)]  # dec+1: k3 s1 head
+                       nn.ConvTranspose2d(head, out, 3, stride=1, padding=1)]  # dec+1: k3 s1 head
         else:
-            layers += [nn.ConvTranspose2d(c1, 1, 3, stride=2, padding=1, output_padding=1)]
+            layers += [nn.ConvTranspose2d(c1, out, 3, stride=2, padding=1, output_padding=1)]
         self.deconv = nn.Sequential(*layers)
 
     def forward(self, z):
-        return self.deconv(self.fc(z).view(-1, self.c2, 7, 7))
+        return self.deconv(self.fc(z).view(-1, self.c2, self.side, self.side))
 
 
 class MLPEncoder(nn.Module):
     def __init__(self, cfg: ModelConfig, out_dim: int):
         super().__init__()
+        c, h, w = cfg.image_shape
         self.net = nn.Sequential(
             nn.Flatten(),
-            nn.Linear(784, 2 * cfg.hidden), nn.LeakyReLU(0.2),
+            nn.Linear(c * h * w, 2 * cfg.hidden), nn.LeakyReLU(0.2),
             nn.Linear(2 * cfg.hidden, cfg.hidden), nn.LeakyReLU(0.2),
             nn.Linear(cfg.hidden, out_dim),
         )
@@ -123,14 +193,16 @@ class MLPEncoder(nn.Module):
 class MLPDecoder(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
+        self.shape = cfg.image_shape
+        c, h, w = self.shape
         self.net = nn.Sequential(
             nn.Linear(cfg.latent_dim, cfg.hidden), nn.LeakyReLU(0.2),
             nn.Linear(cfg.hidden, 2 * cfg.hidden), nn.LeakyReLU(0.2),
-            nn.Linear(2 * cfg.hidden, 784),
+            nn.Linear(2 * cfg.hidden, c * h * w),
         )
 
     def forward(self, z):
-        return self.net(z).view(-1, 1, 28, 28)
+        return self.net(z).view(-1, *self.shape)
 
 
 class AutoEncoder(nn.Module):
@@ -143,6 +215,13 @@ class AutoEncoder(nn.Module):
         conv = cfg.kind.startswith("conv")
         self.encoder = ConvEncoder(cfg, out) if conv else MLPEncoder(cfg, out)
         self.decoder = ConvDecoder(cfg) if conv else MLPDecoder(cfg)
+        if cfg.likelihood == "gaussian":
+            # One log sigma for every pixel (sigma-VAE). Training sets it from the data: the
+            # loss of each batch uses that batch's optimal sigma (the RMS error), and after
+            # each epoch this buffer takes the optimum over the epoch, which evaluation uses.
+            # A buffer, not a Parameter: it is saved with the weights but no optimiser moves
+            # it. Bernoulli models have no such entry: their state dicts are what they were.
+            self.register_buffer("log_sigma", torch.zeros(()))
 
     @property
     def latent_dim(self) -> int:
@@ -151,6 +230,20 @@ class AutoEncoder(nn.Module):
     @property
     def variational(self) -> bool:
         return self.config.variational
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return self.config.image_shape
+
+    @property
+    def likelihood(self) -> str:
+        return self.config.likelihood
+
+    def decoder_log_sigma(self) -> torch.Tensor | None:
+        """The Gaussian decoder's log sigma, floored softly at MIN_LOG_SIGMA; None for Bernoulli."""
+        if self.config.likelihood != "gaussian":
+            return None
+        return self.log_sigma.clamp(min=MIN_LOG_SIGMA)
 
     def encode(self, x):
         h = self.encoder(x)

@@ -1,6 +1,11 @@
 """Train a model and write a run folder that is also a checkpoint folder.
 
     python -m vae_core.train --dataset mnist --latent-dim 2 --epochs 10 --out runs/z2
+    python -m vae_core.train --dataset cifar10 --likelihood gaussian --latent-dim 32 --out runs/c32
+
+The model takes the training data's shape (C, H, W): the dataset's own, or the one
+--image-size and --channels ask for. --likelihood auto is Bernoulli for grey data
+and the learned-sigma Gaussian (sigma-VAE) for colour.
 
 The run folder holds:
   config.json        format version, model + training config, dataset, metrics summary,
@@ -11,7 +16,8 @@ The run folder holds:
                      prior_eNNN.png (decodes of z ~ N(0, I)) per epoch
 
 Speed: the whole dataset sits on the training device as uint8 and each batch is
-an index into it, converted to float there; no DataLoader, no per-sample PIL
+an index into it, converted to float there (the full sprites train split is the
+exception: each batch is rendered on the CPU from its factors, then moved); no DataLoader, no per-sample PIL
 work. Losses are accumulated on the device and read once per epoch, so the loop
 never waits on a .item() sync. On CUDA, bf16 autocast is on by default.
 
@@ -35,11 +41,13 @@ from pathlib import Path
 import torch
 
 from vae_core import VaeError
-from vae_core.checkpoint import atomic_write_bytes, atomic_write_json, save_checkpoint
-from vae_core.data import BINARIZE_CHOICES, binarize_split, load_dataset, to_float, validate_name
+from vae_core.checkpoint import FORMAT_VERSION, atomic_write_bytes, atomic_write_json, save_checkpoint
+from vae_core.data import (BINARIZE_CHOICES, CHANNEL_CHOICES, LazyImages, binarize_split, load_dataset,
+                           parse_channels, to_float, validate_name)
 from vae_core.device import DEVICE_CHOICES, cpu_fast_layout, describe_device, resolve_device
-from vae_core.losses import BETA_SCHEDULES, active_units, beta_at, capacity_at, check_finite, vae_loss
-from vae_core.models import MODEL_KINDS, AutoEncoder, ModelConfig, build_model
+from vae_core.losses import (BETA_SCHEDULES, active_units, beta_at, capacity_at, check_finite, optimal_log_sigma,
+                             vae_loss)
+from vae_core.models import LIKELIHOODS, MAX_IMAGE_SIZE, MIN_LOG_SIGMA, MODEL_KINDS, AutoEncoder, ModelConfig, build_model
 
 LR_SCHEDULES = ("constant", "cosine")
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -72,6 +80,9 @@ class TrainConfig:
     limit: int | None = None           # first N training images
     test_limit: int | None = None      # first N test images for per-epoch evaluation
     binarize: str = "none"
+    likelihood: str = "auto"           # auto: bernoulli for grey data, gaussian (sigma-VAE) for colour
+    image_size: int | None = None      # None: the dataset's own (a folder: 28 grey, 64 colour)
+    channels: str = "auto"             # auto (the dataset's own), "1" or "3"
     out: str = "runs/run"
 
     def validate(self) -> None:
@@ -98,17 +109,34 @@ class TrainConfig:
             (self.limit is None or self.limit >= 1, f"--limit must be at least 1 (got {self.limit})."),
             (self.test_limit is None or self.test_limit >= 1, f"--test-limit must be at least 1 (got {self.test_limit})."),
             (self.binarize in BINARIZE_CHOICES, f"--binarize must be one of {', '.join(BINARIZE_CHOICES)} (got {self.binarize!r})."),
+            (self.likelihood in ("auto", *LIKELIHOODS),
+             f"--likelihood must be auto, {' or '.join(LIKELIHOODS)} (got {self.likelihood!r})."),
+            (self.image_size is None or (isinstance(self.image_size, int) and 4 <= self.image_size <= MAX_IMAGE_SIZE),
+             f"--image-size must be a whole number from 4 to {MAX_IMAGE_SIZE} (got {self.image_size!r})."),
+            (str(self.channels) in CHANNEL_CHOICES, f"--channels must be auto, 1 or 3 (got {self.channels!r})."),
         ]
         for ok, message in checks:
             if not ok:
                 raise VaeError(message)
         validate_name(self.dataset)
         resolve_device(self.device)
+        if self.image_size is not None and self.model.startswith("conv"):
+            ModelConfig(image_size=self.image_size)  # a size the conv stack cannot halve is refused now
 
-    def model_config(self) -> ModelConfig:
+    def resolved_likelihood(self, image_channels: int) -> str:
+        if self.likelihood != "auto":
+            return self.likelihood
+        return "gaussian" if image_channels == 3 else "bernoulli"
+
+    def model_config(self, image_shape: tuple[int, int, int] = (1, 28, 28)) -> ModelConfig:
+        """The model for data of image_shape (C, H, W); the default is MNIST's."""
+        c, h, w = image_shape
+        if h != w:
+            raise VaeError(f"Images must be square; the data is {h}x{w}.")
         return ModelConfig(kind=self.model, latent_dim=self.latent_dim,
                            extra_decoder_layer=self.extra_decoder_layer,
-                           batchnorm=self.batchnorm, hidden=self.hidden)
+                           batchnorm=self.batchnorm, hidden=self.hidden,
+                           image_channels=c, image_size=h, likelihood=self.resolved_likelihood(c))
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -159,6 +187,8 @@ def evaluate_loss(model: AutoEncoder, images_u8: torch.Tensor, batch_size: int =
     kl_dims = torch.zeros(model.latent_dim, device=device)
     mus = []
     n = images_u8.shape[0]
+    log_sigma = model.decoder_log_sigma()
+    log_sigma = None if log_sigma is None else log_sigma.float()
     for i in range(0, n, batch_size):
         x = to_float(images_u8[i:i + batch_size], device)
         mu, logvar = model.encode(x)
@@ -168,7 +198,7 @@ def evaluate_loss(model: AutoEncoder, images_u8: torch.Tensor, batch_size: int =
             eps = torch.randn(mu.shape, generator=g, device=device)
             z = mu + eps * torch.exp(0.5 * logvar)
         terms = vae_loss(model.decode(z).float(), x, mu.float(),
-                         None if logvar is None else logvar.float(), beta=beta)
+                         None if logvar is None else logvar.float(), beta=beta, log_sigma=log_sigma)
         b = x.shape[0]
         for k in sums:
             sums[k] += float(terms[k]) * b
@@ -184,13 +214,14 @@ def evaluate_loss(model: AutoEncoder, images_u8: torch.Tensor, batch_size: int =
 
 
 def save_grid_png(path: Path, images: torch.Tensor, nrow: int) -> None:
-    """images (N,1,28,28) in [0,1] -> one PNG grid, written atomically."""
+    """images (N, C, H, W) in [0,1] -> one PNG grid (grey or RGB), written atomically."""
     from PIL import Image
     from torchvision.utils import make_grid
     grid = make_grid(images.float().cpu().clamp(0, 1), nrow=nrow, padding=2, pad_value=0.5)
-    arr = (grid[0] * 255).round().to(torch.uint8).numpy()
+    arr = (grid * 255).round().to(torch.uint8)
+    arr = arr[0].numpy() if images.shape[1] == 1 else arr.permute(1, 2, 0).contiguous().numpy()
     buf = io.BytesIO()
-    Image.fromarray(arr, mode="L").save(buf, format="PNG")
+    Image.fromarray(arr, mode="L" if arr.ndim == 2 else "RGB").save(buf, format="PNG")
     atomic_write_bytes(path, buf.getvalue())
 
 
@@ -229,22 +260,30 @@ def train(cfg: TrainConfig, command: str | None = None, progress: bool = True,
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    train_set = load_dataset(cfg.dataset, "train", cfg.data_root)
-    test_set = load_dataset(cfg.dataset, "test", cfg.data_root)
-    train_u8 = train_set.images[:cfg.limit] if cfg.limit else train_set.images
-    test_u8 = test_set.images[:cfg.test_limit] if cfg.test_limit else test_set.images
+    channels = parse_channels(cfg.channels)
+    train_set = load_dataset(cfg.dataset, "train", cfg.data_root, image_size=cfg.image_size,
+                             channels=channels, limit=cfg.limit)
+    # the test split in the training data's shape (a colour folder's default size is its own)
+    shape = train_set.image_shape
+    test_set = load_dataset(cfg.dataset, "test", cfg.data_root, image_size=shape[1], channels=shape[0],
+                            limit=cfg.test_limit)
+    train_u8, test_u8 = train_set.images, test_set.images
     if cfg.binarize != "none":
         # the test set is binarized once with a fixed seed (Burda et al. 2015)
         test_u8 = binarize_split(test_u8, "test")
     if cfg.binarize == "static":
         train_u8 = binarize_split(train_u8, "train")
-    train_u8 = train_u8.to(device)  # resident on the device; batches are slices
+    lazy = isinstance(train_u8, LazyImages)  # the full sprites split: rendered batch by batch
+    if not lazy:
+        train_u8 = train_u8.to(device)  # resident on the device; batches are slices
     test_u8 = test_u8.to(device)
     n = train_u8.shape[0]
     steps_per_epoch = math.ceil(n / cfg.batch_size)
     total_steps = steps_per_epoch * cfg.epochs
 
-    model = build_model(cfg.model_config()).to(device)
+    model_config = cfg.model_config(shape)
+    gaussian = model_config.likelihood == "gaussian"
+    model = build_model(model_config).to(device)
     model = cpu_fast_layout(model, device)
     step_fn = torch.compile(model) if cfg.compile else model
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
@@ -254,14 +293,16 @@ def train(cfg: TrainConfig, command: str | None = None, progress: bool = True,
     perm_gen = torch.Generator().manual_seed(cfg.seed)
 
     dataset_info = {"name": cfg.dataset, "class_names": train_set.class_names,
-                    "train_size": int(n), "test_size": int(test_u8.shape[0]), "binarize": cfg.binarize}
-    base_config = {"model": cfg.model_config().to_dict(), "training": cfg.to_dict(),
+                    "train_size": int(n), "test_size": int(test_u8.shape[0]), "binarize": cfg.binarize,
+                    "image_shape": list(shape)}
+    base_config = {"model": model_config.to_dict(), "training": cfg.to_dict(),
                    "dataset": dataset_info, "command": command}
-    atomic_write_json(out / "config.json", {"format_version": 1, **base_config, "metrics": {}})
+    atomic_write_json(out / "config.json", {"format_version": FORMAT_VERSION, **base_config, "metrics": {}})
     metrics_path = out / "metrics.jsonl"
     metrics_path.write_text("")  # a fresh run starts a fresh log
     if progress:
-        print(f"training {cfg.model} z={cfg.latent_dim} on {cfg.dataset} ({n} images) "
+        print(f"training {cfg.model} z={cfg.latent_dim} on {cfg.dataset} ({n} images of "
+              f"{'x'.join(map(str, shape))}, {model_config.likelihood} decoder) "
               f"on {describe_device(device)}{' with bf16 autocast' if bf16 else ''}", file=sys.stderr)
 
     last = {}
@@ -272,20 +313,26 @@ def train(cfg: TrainConfig, command: str | None = None, progress: bool = True,
         t0 = time.perf_counter()
         sums = torch.zeros(3, device=device)        # loss, recon, kl (summed over images)
         kl_dims = torch.zeros(cfg.latent_dim, device=device)
-        perm = torch.randperm(n, generator=perm_gen).to(device)
+        sq_err = torch.zeros((), device=device)    # Gaussian decoder: summed square error of the epoch
+        perm = torch.randperm(n, generator=perm_gen)
+        perm = perm if lazy else perm.to(device)
         bar = _progress_bar(steps_per_epoch, f"epoch {epoch}/{cfg.epochs}", progress)
         for step in range(steps_per_epoch):
             idx = perm[step * cfg.batch_size:(step + 1) * cfg.batch_size]
-            x = to_float(train_u8[idx], device)
+            x = to_float(train_u8[idx], device)  # a lazy split renders these rows on the CPU here
             target = batch_targets(x, cfg.binarize)
             t = epoch - 1 + step / steps_per_epoch  # fractional epoch for the schedules
             beta = beta_at(cfg.beta_schedule, cfg.beta, t, cfg.warmup_epochs, cfg.epochs, cfg.cycles)
             capacity = capacity_at(cfg.capacity, t, cfg.capacity_epochs)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 logits, mu, logvar, _ = step_fn(target if cfg.binarize != "none" else x)
+            log_sigma = None
+            if gaussian:  # this batch's optimal sigma (sigma-VAE); its square error feeds the epoch's
+                log_sigma = optimal_log_sigma(logits.float(), target, MIN_LOG_SIGMA)
+                sq_err += (torch.sigmoid(logits.detach().float()) - target).pow(2).sum()
             terms = vae_loss(logits.float(), target, mu.float(),
                              None if logvar is None else logvar.float(),
-                             beta=beta, free_bits=cfg.free_bits, capacity=capacity)
+                             beta=beta, free_bits=cfg.free_bits, capacity=capacity, log_sigma=log_sigma)
             opt.zero_grad(set_to_none=True)
             terms["loss"].backward()
             opt.step()
@@ -305,6 +352,10 @@ def train(cfg: TrainConfig, command: str | None = None, progress: bool = True,
         seconds = time.perf_counter() - t0
         loss, recon, kl = (sums / n).tolist()
         check_finite(loss, "training loss", epoch, cfg.lr, cfg.beta)
+        if gaussian:
+            # the sigma evaluation uses: the optimum over this epoch's reconstructions
+            mse = sq_err / (n * math.prod(shape))
+            model.log_sigma.fill_(float((0.5 * torch.log(mse.clamp(min=1e-30))).clamp(min=MIN_LOG_SIGMA)))
 
         test = evaluate_loss(model, test_u8, device=device)
         check_finite(test["loss"], "test loss", epoch, cfg.lr, cfg.beta)
@@ -314,6 +365,7 @@ def train(cfg: TrainConfig, command: str | None = None, progress: bool = True,
             "test_loss": test["loss"], "test_recon": test["recon"], "test_kl": test["kl"],
             "test_kl_per_dim": test["kl_per_dim"], "active_units": test["active_units"],
             "seconds": seconds, "images_per_s": n / seconds,
+            **({"sigma": float(model.decoder_log_sigma().exp())} if gaussian else {}),
         }
         if device.type == "cuda":
             last["peak_gpu_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
@@ -326,7 +378,8 @@ def train(cfg: TrainConfig, command: str | None = None, progress: bool = True,
             f.flush()
             os.fsync(f.fileno())
         if progress:
-            print(f"epoch {epoch}: loss {loss:.2f} (recon {recon:.2f}, kl {kl:.2f}) | test "
+            sigma = f" | sigma {last['sigma']:.3f}" if "sigma" in last else ""
+            print(f"epoch {epoch}: loss {loss:.2f} (recon {recon:.2f}, kl {kl:.2f}){sigma} | test "
                   f"{test['loss']:.2f} | active units {test['active_units']}/{cfg.latent_dim} | "
                   f"{last['images_per_s']:.0f} img/s", file=sys.stderr)
         if on_epoch:
@@ -346,9 +399,10 @@ def _progress_bar(total: int, desc: str, enabled: bool):
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vae-train", description="Train a VAE or AE and write a checkpoint folder.")
     d = TrainConfig()
-    p.add_argument("--dataset", default=d.dataset, help="mnist, fashion-mnist, digits or folder:<path>")
-    p.add_argument("--data-root", default=None, help="folder holding MNIST/raw, FashionMNIST/raw "
-                   "(default: $VAE_DATA_ROOT, else ./data)")
+    p.add_argument("--dataset", default=d.dataset, help="mnist, fashion-mnist, digits, cifar10, sprites, "
+                   "color-sprites or folder:<path>")
+    p.add_argument("--data-root", default=None, help="folder holding MNIST/raw, FashionMNIST/raw, "
+                   "cifar-10-batches-bin (default: $VAE_DATA_ROOT, else ./data)")
     p.add_argument("--model", default=d.model, help=f"one of {', '.join(MODEL_KINDS)}")
     p.add_argument("--latent-dim", type=int, default=d.latent_dim)
     p.add_argument("--beta", type=float, default=d.beta, help="weight of the KL term")
@@ -372,6 +426,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, help="use the first N training images")
     p.add_argument("--test-limit", type=int, default=None, help="evaluate on the first N test images")
     p.add_argument("--binarize", default=d.binarize, help="none, dynamic or static")
+    p.add_argument("--likelihood", default=d.likelihood, help="decoder likelihood: auto (bernoulli for grey data, "
+                   "gaussian for colour), bernoulli (BCE) or gaussian (learned sigma, the sigma-VAE)")
+    p.add_argument("--image-size", type=int, default=None, help="resize the square images to this size "
+                   "(default: the dataset's own; a folder: 28 grey, 64 colour)")
+    p.add_argument("--channels", default=d.channels, help="auto (the dataset's own), 1 (grey) or 3 (colour)")
     p.add_argument("--out", default=d.out, help="run folder to write")
     return p
 
