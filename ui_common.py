@@ -253,6 +253,12 @@ def get_test_images(dataset: str, image_size: int | None = None, channels: int |
         return None
 
 
+def test_images_for(ckpt):
+    """The test images of a checkpoint's dataset in its model's shape (display layout), or None."""
+    c, size, _ = ckpt.model.image_shape
+    return get_test_images(ckpt.dataset, size, c)
+
+
 def upload_digest(up) -> str:
     """sha256 of an uploaded file's bytes, taken once per upload (Streamlit's file_id):
     hashing 20 MB on every rerun would cost ~30 ms a time."""
@@ -267,12 +273,12 @@ def upload_digest(up) -> str:
 
 
 @st.cache_resource(show_spinner="Reading the image…", max_entries=16)
-def _decoded_upload(digest: str, name: str, _data: bytes):
-    """decode_upload by content, shared by sessions: (grey array, notes) or the refusal's
-    message (a refusal is remembered too: a corrupt 20 MB file is not decoded again)."""
+def _decoded_upload(digest: str, name: str, colour: bool, _data: bytes):
+    """decode_upload by content, shared by sessions: (grey or RGB array, notes) or the
+    refusal's message (a refusal is remembered too: a corrupt 20 MB file is not decoded again)."""
     from vae_core.preprocess import decode_upload
     try:
-        gray, notes = decode_upload(_data, name)
+        gray, notes = decode_upload(_data, name, colour=colour)
     except VaeError as e:
         return str(e)
     gray.flags.writeable = False
@@ -280,14 +286,15 @@ def _decoded_upload(digest: str, name: str, _data: bytes):
 
 
 @st.cache_resource(show_spinner=False, max_entries=64)
-def _framed_upload(digest: str, name: str, invert: str, _data: bytes):
-    """The MNIST framing of a decoded upload for one invert choice, or the refusal's message."""
-    from vae_core.preprocess import preprocess
-    got = _decoded_upload(digest, name, _data)
+def _framed_upload(digest: str, name: str, invert: str, shape: tuple, _data: bytes):
+    """A decoded upload framed for a model's image shape (C, H, W) and one invert choice
+    (vae_core.preprocess.frame_for_shape), or the refusal's message."""
+    from vae_core.preprocess import frame_for_shape
+    got = _decoded_upload(digest, name, shape[0] == 3, _data)
     if isinstance(got, str):
         return got
     try:
-        prepared = preprocess(got[0], invert)
+        prepared = frame_for_shape(got[0], shape, invert)
     except VaeError as e:
         return str(e)
     prepared.notes = got[1] + prepared.notes
@@ -295,10 +302,11 @@ def _framed_upload(digest: str, name: str, invert: str, _data: bytes):
     return prepared
 
 
-def prepared_upload(up, invert: str):
-    """An st.file_uploader file, decoded once per content (whatever widgets change later:
-    a rerun costs a dictionary lookup) and framed once per invert choice. Raises VaeError."""
-    got = _framed_upload(upload_digest(up), up.name, invert, up.getvalue())
+def prepared_upload(up, invert: str, shape: tuple = (1, 28, 28)):
+    """An st.file_uploader file for a model of images `shape` (C, H, W), decoded once per
+    content (whatever widgets change later: a rerun costs a dictionary lookup) and framed
+    once per invert choice. Raises VaeError."""
+    got = _framed_upload(upload_digest(up), up.name, invert, tuple(int(v) for v in shape), up.getvalue())
     if isinstance(got, str):
         raise VaeError(got)
     return got
@@ -306,7 +314,7 @@ def prepared_upload(up, invert: str):
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def encoded_image(ckpt_hash: str, _model, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(mu, reconstruction) of one (28, 28) image by content; _model is not hashed: ckpt_hash names its weights."""
+    """(mu, reconstruction) of one image (display layout) by content; _model is not hashed: ckpt_hash names its weights."""
     from vae_core.images import reconstruct
     mu, recon = reconstruct(_model, image[None])
     return mu[0], recon[0]

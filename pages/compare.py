@@ -81,15 +81,17 @@ else:
             st.rerun()
 
     st.subheader("Reconstructions of the same test images")
-    by_dataset = {}
+    by_dataset = {}  # models of one dataset at one image shape share a row of inputs
     for k, ck in ckpts.items():
-        by_dataset.setdefault(ck.dataset, []).append(k)
-    for dataset, keys in by_dataset.items():
-        images = get_test_images(dataset)
+        by_dataset.setdefault((ck.dataset, ck.model.image_shape), []).append(k)
+    for (dataset, (c, size, _)), keys in by_dataset.items():
+        images = get_test_images(dataset, size, c)
         if images is None:
             st.info(f"The {dataset} test images are not on this machine (set VAE_DATA_ROOT), so no reconstructions.")
             continue
-        show_image(tile(images[None, :10], pad=2, pad_value=60), 640, f"{dataset} test images 0–9")
+        shape = f" at {size}×{size}" if len(by_dataset) > 1 and any(
+            d == dataset and s != (c, size, size) for d, s in by_dataset) else ""
+        show_image(tile(images[None, :10], pad=2, pad_value=60), 640, f"{dataset} test images 0–9{shape}")
         for k in keys:
             _, recon = reconstruct(ckpts[k].model, images[:10])
             show_image(tile(recon[None], pad=2, pad_value=60), 640, k)

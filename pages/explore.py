@@ -8,7 +8,7 @@ the nearest images). Designs measured and dropped on the way are in the README (
 import numpy as np
 import streamlit as st
 
-from ui_common import (Z_RANGE, Plane, current_checkpoint, encoded_image, get_test_images, get_z, latent_view,
+from ui_common import (Z_RANGE, Plane, current_checkpoint, encoded_image, test_images_for, get_z, latent_view,
                        latents_or_build, prepared_upload, public_mode, set_z, show_error, show_image, show_pixels,
                        train_cache_available)
 from vae_core import VaeError
@@ -60,7 +60,7 @@ if got is not None:
                f"drag elsewhere to move z's plotted coordinates there; click a class in the legend to hide it.")
 
 sliders = [{"label": f"z[{i}]", "dim": i, "lo": -Z_RANGE, "hi": Z_RANGE, "step": 0.05} for i in slider_dims]
-test_images = get_test_images(ckpt.dataset)
+test_images = test_images_for(ckpt)
 
 
 @st.fragment
@@ -94,13 +94,13 @@ with tab_upload:
     invert = st.radio("Invert", ["auto", "yes", "no"], horizontal=True, key="explore_invert")
     if up is not None:
         try:
-            prep = prepared_upload(up, invert)  # decoded once per content
+            prep = prepared_upload(up, invert, model.image_shape)  # decoded once per content
         except VaeError as e:
             show_error(e)
         else:
             mu_up, recon = encoded_image(ckpt.hash, model, prep.image)
             c1, c2, c3 = st.columns([1, 1, 2])
-            show_image(prep.image, 140, "preprocessed (28×28)", c1)
+            show_image(prep.image, 140, f"preprocessed ({prep.image.shape[1]}×{prep.image.shape[0]})", c1)
             show_image(recon, 140, "reconstruction", c2)
             for note in prep.notes:
                 c3.caption(note)

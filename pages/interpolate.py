@@ -8,7 +8,7 @@ the GIF's options redoes neither the preprocessing, the encoding nor the decodin
 import numpy as np
 import streamlit as st
 
-from ui_common import current_checkpoint, encoded_image, get_test_images, prepared_upload, show_error, show_image
+from ui_common import current_checkpoint, encoded_image, test_images_for, prepared_upload, show_error, show_image
 from vae_core import VaeError
 from vae_core.gif import gif_bytes, gif_info
 from vae_core.images import decode, tile
@@ -31,12 +31,12 @@ def make_gif(frames: np.ndarray, size: int, fps: int, resample: str, pingpong: b
 ckpt = current_checkpoint()
 model = ckpt.model
 st.title("Interpolate")
-test_images = get_test_images(ckpt.dataset)
+test_images = test_images_for(ckpt)
 
 
 def pick_image(side: str, default_index: int):
     """One endpoint: a test-set image (the default, when the dataset is here) or an upload.
-    Returns a (28, 28) uint8 image or None."""
+    Returns a uint8 image in the model's display layout ((H, W) or (H, W, 3)) or None."""
     sources = (["Test-set image"] if test_images is not None else []) + ["Upload"]
     source = (st.radio(f"Image {side}", sources, horizontal=True, key=f"src_{side}") if len(sources) > 1
               else "Upload")
@@ -48,7 +48,7 @@ def pick_image(side: str, default_index: int):
         if up is None:
             return None
         try:
-            prep = prepared_upload(up, invert)
+            prep = prepared_upload(up, invert, model.image_shape)
         except VaeError as e:
             show_error(e)
             return None
@@ -92,8 +92,8 @@ with c1:
 with c2:
     per_row = min(steps, 16)  # 16 frames of 30 px fit the column at scale 1
     rows = -(-steps // per_row)
-    padded = np.concatenate([frames, np.zeros((rows * per_row - steps, 28, 28), np.uint8)])
-    strip = tile(padded.reshape(rows, per_row, 28, 28), pad=2, pad_value=60)
+    padded = np.concatenate([frames, np.zeros((rows * per_row - steps, *frames.shape[1:]), np.uint8)])
+    strip = tile(padded.reshape(rows, per_row, *frames.shape[1:]), pad=2, pad_value=60)
     show_image(strip, strip.shape[1] * max(1, 540 // strip.shape[1]), "every frame, left to right, top to bottom")
 
 st.subheader("GIF")

@@ -327,3 +327,44 @@ def test_a_model_name_from_a_link_is_shown_as_plain_text():
     warning = next(w.value for w in at.sidebar.warning if "not found" in w.value)
     assert "](" not in warning.replace("\\]\\(", "")  # every bracket escaped: no link, no image
     assert "\\!\\[x\\]" in warning
+
+
+@pytest.fixture(scope="module")
+def shaped_runs(tmp_path_factory):
+    """Two tiny runs of the new shapes: color-sprites at 32x32 (Gaussian likelihood) and
+    sprites at 64x64 (grey, four stride-2 convolutions)."""
+    from vae_core.train import TrainConfig, train
+    runs = tmp_path_factory.mktemp("shaped-runs")
+    for name, dataset, size, z in (("colour32", "color-sprites", 32, 3), ("grey64", "sprites", 64, 4)):
+        train(TrainConfig(dataset=dataset, limit=256, test_limit=32, epochs=1, batch_size=64, latent_dim=z,
+                          hidden=32, image_size=size, device="cpu", precision="fp32", out=str(runs / name)),
+              progress=False)
+    return runs
+
+
+def test_every_page_renders_colour_and_64_pixel_models(shaped_runs, cache_root, monkeypatch):
+    """Every page on a colour model and a 64x64 one; the explorer's picture is the model's
+    decode in colour and its size; an upload is framed for the model's shape."""
+    import io
+
+    from PIL import Image
+    monkeypatch.setenv("VAE_RUNS_DIR", str(shaped_runs))
+    for run, shape in (("colour32", (32, 32, 3)), ("grey64", (64, 64))):
+        for page in ("pages/explore.py", "pages/grid.py", "pages/interpolate.py", "pages/pca.py",
+                     "pages/compare.py"):
+            at = app(f"runs/{run}", page)
+            no_errors(at)
+        at = app(f"runs/{run}", "pages/explore.py")
+        ck = load_checkpoint(shaped_runs / run)
+        data = explorer_data(at)
+        assert data_pixels(data).shape == shape
+        assert np.array_equal(data_pixels(data), decode(ck.model, np.asarray(data["z"], np.float32)))
+        assert data["decoder_url"]  # the browser decodes these too (it draws 3 channels as RGB)
+        photo = Image.new("RGB", (300, 200), (30, 160, 220))
+        buf = io.BytesIO()
+        photo.save(buf, "PNG")
+        at.file_uploader(key="explore_upload").upload("photo.png", buf.getvalue(), "image/png")
+        at.run()
+        no_errors(at)
+        captions = [i.caption for el in at.get("image") for i in el.proto.imgs]
+        assert f"preprocessed ({shape[1]}×{shape[0]})" in captions, captions

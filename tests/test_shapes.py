@@ -358,7 +358,7 @@ def test_display_layout_for_grey_and_colour_models():
     assert np.array_equal(np.asarray(im)[::2, ::2], rec[0])
 
 
-def test_webdecoder_exports_grey_models_of_any_size_and_refuses_colour():
+def test_webdecoder_exports_models_of_any_size_and_channels():
     from vae_core.webdecoder import decoder_blob, decoder_layers, read_blob, run_layers
     torch.manual_seed(0)
     grey = build_model(ModelConfig(image_size=32, latent_dim=3, hidden=16, channels=(4, 8),
@@ -367,9 +367,11 @@ def test_webdecoder_exports_grey_models_of_any_size_and_refuses_colour():
     want = grey.decode(torch.from_numpy(z)[None])[0].detach().numpy()
     got = run_layers(read_blob(decoder_blob(grey)), z)
     assert got.shape == (1, 32, 32) and np.allclose(got, want, atol=1e-4)
-    colour = build_model(ModelConfig(image_channels=3, image_size=32))
-    with pytest.raises(VaeError, match="grey"):
-        decoder_layers(colour)
+    colour = build_model(ModelConfig(image_channels=3, image_size=64, latent_dim=3, hidden=16, channels=(4, 8))).eval()
+    want = colour.decode(torch.from_numpy(z)[None])[0].detach().numpy()
+    got = run_layers(read_blob(decoder_blob(colour)), z)
+    assert got.shape == (3, 64, 64) and np.allclose(got, want, atol=1e-4)
+    assert decoder_layers(colour)[-1]["cout"] == 3
 
 
 def test_latent_cache_and_evaluation_load_the_split_in_the_models_shape(tmp_path, cache_root):

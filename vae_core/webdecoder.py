@@ -12,10 +12,9 @@ Only what the decoders are made of is supported: Linear, LeakyReLU,
 ConvTranspose2d and the reshape between the fc part and the convolutions.
 Anything else raises VaeError and the explorer shows the server's pictures instead.
 
-Shapes: grey models of any size and depth are exported (the browser's loop follows
-the reshape and each layer's sizes; a Gaussian decoder's picture is sigmoid(logits)
-too). Colour models raise VaeError: the browser draws channel 0 as grey, so a colour
-model falls back to the server's pictures until the page learns RGB.
+Shapes: models of any size, depth and channel count are exported (the browser's loop
+follows the reshape and each layer's sizes, and draws 3 channels as RGB; a Gaussian
+decoder's picture is sigmoid(logits) too).
 """
 from __future__ import annotations
 
@@ -52,16 +51,13 @@ def _layer(m: nn.Module) -> dict:
 
 
 def decoder_layers(model) -> list[dict]:
-    """The decoder of `model` as a list of layers: z (D,) -> logits (1, H, W).
+    """The decoder of `model` as a list of layers: z (D,) -> logits (C, H, W).
 
     Weights are little-endian float32 in base64, in PyTorch's own layout:
     Linear (out, in), ConvTranspose2d (cin, cout, k, k). A "reshape" layer gives
     the (C, H, W) shape the following convolutions read.
     """
     dec = model.decoder
-    channels = getattr(getattr(model, "config", None), "image_channels", 1)
-    if channels != 1:
-        raise VaeError(f"The browser decoder draws grey images only; this model decodes {channels} channels.")
     if isinstance(dec, ConvDecoder):
         layers = [_layer(m) for m in dec.fc]
         layers.append({"op": "reshape", "shape": [dec.c2, dec.side, dec.side]})
