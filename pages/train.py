@@ -10,7 +10,9 @@ from vae_core.device import DEVICE_CHOICES
 from vae_core.jobs import (PRESETS, cancel_job, delete_job, eta_seconds, job_summary, latest_grids, log_tail,
                            read_metrics, refresh, schedule, settings_to_flags, start_job)
 from vae_core.losses import BETA_SCHEDULES
-from vae_core.models import MODEL_KINDS
+from vae_core.models import LIKELIHOODS, MODEL_KINDS
+
+DATASET_CHOICES = ["mnist", "fashion-mnist", "digits", "sprites", "color-sprites", "cifar10", "folder"]
 
 # Defence in depth: app.py leaves this page out in public mode, but a page script can
 # still be reached on its own; a shared demo must never start processes on the server.
@@ -28,9 +30,10 @@ with st.expander("New training job", expanded=not refresh()):
     p = PRESETS[preset]
     with st.form("train_form"):
         c1, c2, c3 = st.columns(3)
-        dataset = c1.selectbox("Dataset", ["mnist", "fashion-mnist", "digits"],
-                               index=["mnist", "fashion-mnist", "digits"].index(p["dataset"]),
-                               help="digits is scikit-learn's bundled set: always there, trains in seconds")
+        dataset = c1.selectbox("Dataset", DATASET_CHOICES, index=DATASET_CHOICES.index(p["dataset"]),
+                               help="digits is scikit-learn's bundled set: always there, trains in seconds; "
+                                    "sprites and color-sprites are generated (64×64, dSprites' factor grid); "
+                                    "folder: the server folder named below")
         model = c2.selectbox("Model", MODEL_KINDS, index=MODEL_KINDS.index(p["model"]),
                              help="conv/linear × VAE/AE: the AE-vs-VAE comparison")
         latent_dim = c3.number_input("Latent dim", 1, 512, p["latent_dim"])
@@ -50,12 +53,25 @@ with st.expander("New training job", expanded=not refresh()):
                            help="one more ConvTranspose k3 s1 at the decoder head: sharper strokes")
         bn = c2.checkbox("BatchNorm in the encoder", p["batchnorm"])
         binarize = c3.selectbox("Binarize", BINARIZE_CHOICES, help="dynamic: Bernoulli resample per batch")
+        likelihood = c1.selectbox("Decoder likelihood", ["auto", *LIKELIHOODS],
+                                  help="auto: Bernoulli for grey data, Gaussian with the optimal σ (σ-VAE) "
+                                       "for colour")
+        size = c2.selectbox("Image size", ["auto", 28, 32, 64],
+                            help="auto: the dataset's own (a folder: 28 grey, 64 colour)")
+        limit = c3.number_input("Training images (0: all)", 0, 10_000_000, 0, step=1000,
+                                help="a fixed random subset; the sprites grid has 727,280 training images")
+        folder = st.text_input("Folder (for the dataset 'folder')", placeholder="/data/my-images",
+                               help="one subfolder per class, or images directly in it; colour is kept")
         submitted = st.form_submit_button("Start job", type="primary")
     if submitted:
         settings = dict(dataset=dataset, model=model, latent_dim=int(latent_dim), beta=beta,
                         beta_schedule=schedule_name, warmup_epochs=warmup, free_bits=free_bits,
                         extra_decoder_layer=dec1, batchnorm=bn, epochs=int(epochs), batch_size=int(batch), lr=lr,
-                        lr_schedule=p["lr_schedule"], seed=int(seed), device=device, binarize=binarize)
+                        lr_schedule=p["lr_schedule"], seed=int(seed), device=device, binarize=binarize,
+                        likelihood=likelihood, image_size=None if size == "auto" else int(size),
+                        limit=int(limit) or None)
+        if dataset == "folder":
+            settings["dataset"] = f"folder:{folder.strip()}"
         try:
             job = start_job(settings_to_flags(settings))
             st.session_state["train_selected"] = job

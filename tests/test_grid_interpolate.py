@@ -218,9 +218,9 @@ def test_uploads_are_decoded_once_whatever_changes_afterwards(data_root, monkeyp
     decodes = []
     real = vae_core.preprocess.decode_upload
 
-    def counted(data, name="upload"):
+    def counted(data, name="upload", colour=False):
         decodes.append(name)
-        return real(data, name)
+        return real(data, name, colour=colour)
     monkeypatch.setattr(vae_core.preprocess, "decode_upload", counted)
     ui_common._decoded_upload.clear()
     ui_common._framed_upload.clear()
