@@ -1,6 +1,7 @@
 """Training speed: our loop vs the plain PyTorch-examples loop, same ConvVAE, one epoch each.
 
     python benchmarks/train_speed.py [--data-root ../shared/datasets] [--device auto] [--limit N]
+    python benchmarks/train_speed.py --sprites [--limit 20000]    # the 64x64 ConvVAE on sprites
 
 (a) ours: vae_core.train — the dataset resident on the device as uint8, batches
     sliced there, losses accumulated on the device, bf16 autocast where the
@@ -14,6 +15,14 @@ epoch; the figure is training images per second, excluding evaluation. The
 ratio is measured in the same run, so machine load affects both sides.
 The raw .gz files are decompressed into a temporary folder for torchvision
 (the data root may be read-only).
+
+--sprites: the 1x64x64 ConvVAE (four stride-2 convolutions, latent 10) on the generated
+sprites, --limit images (default 20,000) of the training split. The reference is the
+plain way to feed a generated dataset: a torch Dataset rendering one image per
+__getitem__ (vae_core.sprites.render_indices of one index), a DataLoader (batch 128,
+shuffle), fp32; ours renders whole batches (vae_core.data's lazy split) with bf16
+autocast where native. Also prints how long the whole 737,280-image grid takes to
+render (benchmarks/sprites_gen.py has more).
 """
 from __future__ import annotations
 
@@ -101,6 +110,52 @@ def layout_steps(memory_format, seconds: float = 6.0) -> float:
     return n / (time.perf_counter() - t0)
 
 
+class _OneSprite(torch.utils.data.Dataset):
+    """The plain reference: one rendered image per __getitem__."""
+
+    def __init__(self, indices):
+        self.indices = indices
+
+    def __len__(self):
+        return len(self.indices)
+
+    def __getitem__(self, i):
+        from vae_core.sprites import render_indices
+        return torch.from_numpy(render_indices([int(self.indices[i])])[0]).float().div_(255)[None], 0
+
+
+def sprites_speed(device: torch.device, limit: int) -> None:
+    from vae_core.sprites import NUM_IMAGES, render_indices, split_indices
+    indices = split_indices("train", limit=limit)
+    loader = torch.utils.data.DataLoader(_OneSprite(indices), batch_size=128, shuffle=True)
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(latent_dim=10, image_size=64)).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    n, t0 = 0, time.perf_counter()
+    for x, _ in loader:
+        x = x.to(device)
+        logits, mu, logvar, _ = model(x)
+        loss = vae_loss(logits, x, mu, logvar, beta=1.0)["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        loss.item()
+        n += x.shape[0]
+    ref = n / (time.perf_counter() - t0)
+    print(f"device: {describe_device(device)}; torch {torch.__version__}; sprites 1x64x64, {limit:,} images, z=10")
+    print(f"(b) reference (a Dataset rendering one image per item, DataLoader batch 128, fp32): {ref:8.0f} images/s")
+    for batch, precision in ((128, "fp32"), (256, "auto")):
+        with tempfile.TemporaryDirectory() as out:
+            cfg = TrainConfig(dataset="sprites", latent_dim=10, image_size=64, epochs=1, limit=limit, test_limit=500,
+                              batch_size=batch, device=str(device), precision=precision, out=out)
+            ours = train(cfg, progress=False)["images_per_s"]
+        print(f"(a) our loop, batch {batch}, {precision}: {ours:8.0f} images/s ({ours / ref:.2f}x)")
+    t0 = time.perf_counter()
+    for i in range(0, NUM_IMAGES, 16384):
+        render_indices(range(i, min(i + 16384, NUM_IMAGES)))
+    print(f"the whole grid ({NUM_IMAGES:,} images) rendered in {time.perf_counter() - t0:.2f} s")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-root", default=None)
@@ -108,7 +163,11 @@ def main() -> None:
     p.add_argument("--limit", type=int, default=None, help="first N training images (default: all 60,000)")
     p.add_argument("--batch-size", type=int, default=None, help="our loop's batch (default 256 CPU, 1024 CUDA)")
     p.add_argument("--compile", action="store_true", help="torch.compile our model")
+    p.add_argument("--sprites", action="store_true", help="the 64x64 ConvVAE on the generated sprites instead")
     args = p.parse_args()
+    if args.sprites:
+        sprites_speed(resolve_device(args.device), args.limit or 20_000)
+        return
 
     root = resolve_data_root(args.data_root)
     device = resolve_device(args.device)
