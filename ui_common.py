@@ -321,8 +321,53 @@ def encoded_image(ckpt_hash: str, _model, image: np.ndarray) -> tuple[np.ndarray
 
 
 def train_cache_available(ckpt) -> bool:
-    """Whether the training-set latents are cached, or could be built from local data."""
-    return load_cached_latents(ckpt.hash, "train") is not None or dataset_available(ckpt.dataset)
+    """Whether the training-set latents are cached, or could be built from local data
+    (not for the sprites grid: encoding its 727,280 training images would take the
+    server many minutes)."""
+    if load_cached_latents(ckpt.hash, "train") is not None:
+        return True
+    return dataset_available(ckpt.dataset) and ckpt.dataset not in ("sprites", "color-sprites")
+
+
+# Ten steps of viridis: an ordered factor (scale, orientation, position) reads as a ramp.
+VIRIDIS10 = ["#440154", "#482878", "#3e4989", "#31688e", "#26828e",
+             "#1f9e89", "#35b779", "#6ece58", "#b5de2b", "#fde725"]
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _test_factors(dataset: str):
+    try:
+        ds = load_dataset(dataset, "test", download=False)
+    except VaeError:
+        return None
+    if getattr(ds, "factors", None) is None:
+        return None
+    return _shared(np.asarray(ds.factors))[0], tuple(ds.factor_names), tuple(ds.factor_sizes)
+
+
+def factor_colouring(ckpt, factor: str):
+    """(labels, legend names, palette) colouring the test latents by one generative factor
+    of their images, binned into at most 10 ordered steps; None for datasets without factors."""
+    got = _test_factors(ckpt.dataset)
+    if got is None or factor not in got[1]:
+        return None
+    factors, names, sizes = got
+    k = names.index(factor)
+    size = sizes[k]
+    if factor == "shape":  # the shapes are the model's classes already
+        return factors[:, k].astype(np.int64), None, None
+    if size <= 10:  # scale: each value its own step of the ramp
+        ramp = [VIRIDIS10[round(i * 9 / max(size - 1, 1))] for i in range(size)]
+        return factors[:, k].astype(np.int64), [f"{factor} {i}" for i in range(size)], ramp
+    bins = 10
+    labels = (factors[:, k] * bins) // size
+    legend = [f"{factor} {lo * size // bins}–{((lo + 1) * size - 1) // bins}" for lo in range(bins)]
+    return labels.astype(np.int64), legend, VIRIDIS10
+
+
+def factor_names(ckpt) -> tuple | None:
+    got = _test_factors(ckpt.dataset) if ckpt.dataset in ("sprites", "color-sprites") else None
+    return None if got is None else got[1]
 
 
 @st.cache_resource(show_spinner="Fitting PCA…", max_entries=8)
@@ -450,7 +495,9 @@ class Plane:
     ax: np.ndarray              # (D,) unit
     ay: np.ndarray | None       # (D,) unit, orthogonal to ax; None for a 1-D latent
     titles: tuple[str, str]
-    tag: str                    # names the points file (model, axes, splits)
+    tag: str                    # names the points file (model, axes, splits, colouring)
+    classes: list | None = None  # the legend's names for the labels (default: the model's classes)
+    palette: list | None = None  # their colours (default: the categorical PALETTE)
 
 
 _EXPLORER = None
@@ -519,7 +566,8 @@ def latent_view(key: str, ckpt, sliders: list[dict], plane: Plane | None, captio
     data = {
         "model": ckpt.hash, "decoder_url": browser_decoder_url(ckpt),
         "points_url": points_url, "n_points": 0 if plane is None else len(plane.points),
-        "classes": list(ckpt.class_names), "palette": PALETTE,
+        "classes": list(plane.classes if plane is not None and plane.classes else ckpt.class_names),
+        "palette": plane.palette if plane is not None and plane.palette else PALETTE,
         "ranges": None if ranges is None else [list(map(float, r)) for r in ranges],
         "axis_titles": list(plane.titles) if plane else ["", ""],
         "origin": (plane.origin if plane else zero).astype(float).tolist(),

@@ -8,9 +8,9 @@ the nearest images). Designs measured and dropped on the way are in the README (
 import numpy as np
 import streamlit as st
 
-from ui_common import (Z_RANGE, Plane, current_checkpoint, encoded_image, test_images_for, get_z, latent_view,
-                       latents_or_build, prepared_upload, public_mode, set_z, show_error, show_image, show_pixels,
-                       train_cache_available)
+from ui_common import (Z_RANGE, Plane, current_checkpoint, encoded_image, factor_colouring, factor_names, get_z,
+                       latent_view, latents_or_build, prepared_upload, public_mode, set_z, show_error, show_image,
+                       show_pixels, test_images_for, train_cache_available)
 from vae_core import VaeError
 from vae_core.favourites import export_favourites, favourites_file, import_favourites, load_favourites, save_favourites
 from vae_core.images import tile
@@ -45,6 +45,16 @@ if got is not None:
         train_got = latents_or_build(ckpt, "train")
         if train_got is not None:
             mu, labels, with_train = np.concatenate([mu, train_got[0]]), np.concatenate([labels, train_got[1]]), True
+    classes = palette = None
+    colour_tag = ""
+    if (names := factor_names(ckpt)) and not with_train:
+        # sprites carry their generative factors: colour the points by any of them
+        by = st.columns([1, 3])[0].selectbox("Colour points by", names, key="colour_by",
+                          help="the factor that generated each image; ordered factors in 10 steps (viridis)")
+        got_colouring = factor_colouring(ckpt, by)
+        if got_colouring is not None and len(got_colouring[0]) == len(labels):
+            labels, classes, palette = got_colouring
+            colour_tag = f"-{by}"
     if d <= 2:
         dx, dy = 0, (1 if d == 2 else None)
     else:
@@ -55,7 +65,8 @@ if got is not None:
     eye = np.eye(d)
     plane = Plane(points=np.stack([mu[:, dx], mu[:, dy] if dy is not None else np.zeros(len(mu))], 1),
                   labels=labels, mu=mu, origin=np.zeros(d), ax=eye[dx], ay=None if dy is None else eye[dy],
-                  titles=(f"z[{dx}]", f"z[{dy}]" if dy is not None else ""), tag=f"explore-{dx}-{dy}-{with_train}")
+                  titles=(f"z[{dx}]", f"z[{dy}]" if dy is not None else ""),
+                  tag=f"explore-{dx}-{dy}-{with_train}{colour_tag}", classes=classes, palette=palette)
     caption = (f"{len(mu):,} {ckpt.dataset} latents (posterior means). Click a point to jump to its z; click or "
                f"drag elsewhere to move z's plotted coordinates there; click a class in the legend to hide it.")
 

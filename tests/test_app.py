@@ -368,3 +368,28 @@ def test_every_page_renders_colour_and_64_pixel_models(shaped_runs, cache_root, 
         no_errors(at)
         captions = [i.caption for el in at.get("image") for i in el.proto.imgs]
         assert f"preprocessed ({shape[1]}×{shape[0]})" in captions, captions
+
+
+def test_sprites_points_are_coloured_by_any_factor(shaped_runs, cache_root, monkeypatch):
+    """A sprites model's scatter colours its points by a chosen generative factor: the
+    labels in the points file are that factor of each test image (x in 10 ordered steps,
+    scale by value), the legend names the steps; no training-set toggle (727,280 images)."""
+    from vae_core.data import load_dataset
+    monkeypatch.setenv("VAE_RUNS_DIR", str(shaped_runs))
+    at = app("runs/grey64", "pages/explore.py")
+    assert at.selectbox(key="colour_by").value == "shape"
+    assert not [t for t in at.toggle if t.key == "with_train"]
+    factors = load_dataset("sprites", "test").factors
+    _, _, shapes = read_points(explorer_data(at)["points_url"])
+    assert np.array_equal(shapes, factors[:, 0])
+    assert explorer_data(at)["classes"] == ["square", "ellipse", "heart"]
+    at.selectbox(key="colour_by").set_value("x").run()
+    no_errors(at)
+    data = explorer_data(at)
+    _, _, labels = read_points(data["points_url"])
+    assert np.array_equal(labels, factors[:, 3] * 10 // 32)
+    assert data["classes"][0] == "x 0–3" and len(data["classes"]) == 10 and len(data["palette"]) == 10
+    at.selectbox(key="colour_by").set_value("scale").run()
+    data = explorer_data(at)
+    assert np.array_equal(read_points(data["points_url"])[2], factors[:, 1])
+    assert data["classes"] == [f"scale {i}" for i in range(6)]
