@@ -46,16 +46,11 @@ from vae_core.models import ModelConfig, build_model  # noqa: E402
 from vae_core.train import TrainConfig, train  # noqa: E402
 
 
-def reference_epoch(root: Path, device: torch.device, limit: int | None, batch_size: int = 128) -> float:
-    """The plain loop; returns images/s."""
-    from torchvision import datasets, transforms
-    ds = datasets.MNIST(str(root), train=True, download=False, transform=transforms.ToTensor())
-    if limit:
-        ds = torch.utils.data.Subset(ds, range(limit))
-    loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=True,
-                                         pin_memory=device.type == "cuda")
+def plain_epoch(loader, cfg: ModelConfig, device: torch.device) -> float:
+    """One epoch of the plain PyTorch-examples loop over loader (fp32, per-batch .to(device),
+    loss.item() every step); returns images/s."""
     torch.manual_seed(0)
-    model = build_model(ModelConfig(latent_dim=2)).to(device)
+    model = build_model(cfg).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     model.train()
     n = 0
@@ -72,6 +67,17 @@ def reference_epoch(root: Path, device: torch.device, limit: int | None, batch_s
     if device.type == "cuda":
         torch.cuda.synchronize()
     return n / (time.perf_counter() - t0)
+
+
+def reference_epoch(root: Path, device: torch.device, limit: int | None, batch_size: int = 128) -> float:
+    """The plain loop on torchvision's MNIST; returns images/s."""
+    from torchvision import datasets, transforms
+    ds = datasets.MNIST(str(root), train=True, download=False, transform=transforms.ToTensor())
+    if limit:
+        ds = torch.utils.data.Subset(ds, range(limit))
+    loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=True,
+                                         pin_memory=device.type == "cuda")
+    return plain_epoch(loader, ModelConfig(latent_dim=2), device)
 
 
 def ours_epoch(root: Path, device: str, limit: int | None, batch_size: int, precision: str,
@@ -128,20 +134,7 @@ def sprites_speed(device: torch.device, limit: int) -> None:
     from vae_core.sprites import NUM_IMAGES, render_indices, split_indices
     indices = split_indices("train", limit=limit)
     loader = torch.utils.data.DataLoader(_OneSprite(indices), batch_size=128, shuffle=True)
-    torch.manual_seed(0)
-    model = build_model(ModelConfig(latent_dim=10, image_size=64)).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    n, t0 = 0, time.perf_counter()
-    for x, _ in loader:
-        x = x.to(device)
-        logits, mu, logvar, _ = model(x)
-        loss = vae_loss(logits, x, mu, logvar, beta=1.0)["loss"]
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        loss.item()
-        n += x.shape[0]
-    ref = n / (time.perf_counter() - t0)
+    ref = plain_epoch(loader, ModelConfig(latent_dim=10, image_size=64), device)
     print(f"device: {describe_device(device)}; torch {torch.__version__}; sprites 1x64x64, {limit:,} images, z=10")
     print(f"(b) reference (a Dataset rendering one image per item, DataLoader batch 128, fp32): {ref:8.0f} images/s")
     for batch, precision in ((128, "fp32"), (256, "auto")):

@@ -24,6 +24,8 @@ LONG = ["--dataset", "digits", "--epochs", "500", "--batch-size", "32", "--devic
 def runs(tmp_path, monkeypatch, cache_root):
     monkeypatch.setenv("VAE_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("VAE_CPU_JOBS", "1")
+    monkeypatch.delenv("VAE_MAX_QUEUED_JOBS", raising=False)  # the shipped bounds, not the caller's
+    monkeypatch.delenv("VAE_MAX_JOB_STEPS", raising=False)
     return tmp_path / "runs"
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.test_jobs import LONG, TINY as TINY_JOB, runs  # noqa: F401 (runs: the fixture)
 from vae_core import VaeError
 from vae_core.data import load_dataset
 from vae_core.jobs import (MAX_JOB_STEPS, QueueFull, cancel_job, check_job_steps, delete_job, read_status,
@@ -18,17 +19,7 @@ from vae_core.train import config_from_args
 
 REPO = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "vae_core.jobs"]
-LONG = ["--dataset", "digits", "--epochs", "500", "--batch-size", "32", "--device", "cpu"]
-TINY = ["--dataset", "digits", "--limit", "300", "--device", "cpu", "--epochs", "1"]
-
-
-@pytest.fixture()
-def runs(tmp_path, monkeypatch, cache_root):
-    monkeypatch.setenv("VAE_RUNS_DIR", str(tmp_path / "runs"))
-    monkeypatch.setenv("VAE_CPU_JOBS", "1")
-    monkeypatch.delenv("VAE_MAX_QUEUED_JOBS", raising=False)
-    monkeypatch.delenv("VAE_MAX_JOB_STEPS", raising=False)
-    return tmp_path / "runs"
+TINY = [*TINY_JOB, "--epochs", "1"]
 
 
 def _job_folders(runs):

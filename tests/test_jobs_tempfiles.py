@@ -8,23 +8,14 @@ a real plain run folder and the folder of a real running job.
 import os
 import time
 
-import pytest
-
+from tests.test_jobs import LONG, TINY as TINY_JOB, _wait_for, runs  # noqa: F401 (runs: the fixture)
 from vae_core.catalog import list_models
 from vae_core.checkpoint import save_checkpoint
 from vae_core.jobs import (STALE_TMP_S, cancel_job, job_folder, read_status, refresh, remove_stale_temp_files,
                            start_job, update_status, wait_job)
 from vae_core.models import ModelConfig, build_model
 
-LONG = ["--dataset", "digits", "--epochs", "500", "--batch-size", "32", "--device", "cpu"]
-TINY = ["--dataset", "digits", "--limit", "300", "--device", "cpu", "--epochs", "1"]
-
-
-@pytest.fixture()
-def runs(tmp_path, monkeypatch, cache_root):
-    monkeypatch.setenv("VAE_RUNS_DIR", str(tmp_path / "runs"))
-    monkeypatch.setenv("VAE_CPU_JOBS", "1")
-    return tmp_path / "runs"
+TINY = [*TINY_JOB, "--epochs", "1"]
 
 
 def _temp_files(folder, age_s):
@@ -37,15 +28,6 @@ def _temp_files(folder, age_s):
         f.write_bytes(b"\0" * 2048)  # a partial write
         os.utime(f, (when, when))
     return files
-
-
-def _wait_for(pred, timeout=120.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_listing_removes_old_temp_files_of_a_finished_job_and_keeps_young_ones(runs):
