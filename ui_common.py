@@ -13,7 +13,7 @@ import streamlit as st
 from vae_core import VaeError
 from vae_core.catalog import DEFAULT_MODEL, ModelEntry, list_models
 from vae_core.checkpoint import WEIGHTS, load_checkpoint
-from vae_core.data import dataset_available, load_dataset
+from vae_core.data import SPRITE_NAMES, dataset_available, load_dataset
 from vae_core.device import describe_device, resolve_device
 from vae_core.images import png_bytes
 from vae_core.latents import encode_dataset, load_cached_latents
@@ -326,7 +326,7 @@ def train_cache_available(ckpt) -> bool:
     server many minutes)."""
     if load_cached_latents(ckpt.hash, "train") is not None:
         return True
-    return dataset_available(ckpt.dataset) and ckpt.dataset not in ("sprites", "color-sprites")
+    return dataset_available(ckpt.dataset) and ckpt.dataset not in SPRITE_NAMES
 
 
 # Ten steps of viridis: an ordered factor (scale, orientation, position) reads as a ramp.
@@ -366,7 +366,7 @@ def factor_colouring(ckpt, factor: str):
 
 
 def factor_names(ckpt) -> tuple | None:
-    got = _test_factors(ckpt.dataset) if ckpt.dataset in ("sprites", "color-sprites") else None
+    got = _test_factors(ckpt.dataset) if ckpt.dataset in SPRITE_NAMES else None
     return None if got is None else got[1]
 
 

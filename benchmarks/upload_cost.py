@@ -41,6 +41,7 @@ from PIL import Image, ImageDraw
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from tests.test_upload_cost import encode, jpeg_segments, png_chunk  # noqa: E402  (the tests build the same files)
 from vae_core import preprocess as pp  # noqa: E402
 
 W, H = 8000, 5000  # 40 Mpx, the pixel limit
@@ -92,12 +93,6 @@ def page(w=W, h=H):
     return im
 
 
-def encode(im, fmt, **kw):
-    buf = io.BytesIO()
-    im.save(buf, format=fmt, **kw)
-    return buf.getvalue()
-
-
 def tiff_strips(n, width):
     """n one-row 8-bit strips all pointing at one row: ~4 bytes a strip, as in the report."""
     offsets_at = 8 + width
@@ -105,10 +100,6 @@ def tiff_strips(n, width):
                (273, 4, n, offsets_at), (277, 3, 1, 1), (278, 4, 1, 1)]
     ifd = struct.pack("<H", len(entries)) + b"".join(struct.pack("<HHII", *e) for e in entries) + bytes(4)
     return b"II*\x00" + struct.pack("<I", offsets_at + 4 * n) + b"\x80" * width + struct.pack("<I", 8) * n + ifd
-
-
-def png_chunk(kind, body):
-    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
 
 def png_split(data, chunks):
@@ -134,22 +125,6 @@ def zero_png(w, h, depth, colour_type, channels):
     idat = b"".join(z.compress(row) for _ in range(h)) + z.flush()
     ihdr = struct.pack(">IIBBBBB", w, h, depth, colour_type, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", idat) + png_chunk(b"IEND", b"")
-
-
-def jpeg_segments(data):
-    out, i = [(0xD8, data[:2])], 2
-    while i < len(data):
-        m = data[i + 1]
-        if m == 0xD9:
-            out.append((m, data[i:i + 2]))
-            break
-        j = i + 2 + struct.unpack_from(">H", data, i + 2)[0]
-        if m == 0xDA:
-            while data[j] != 0xFF or data[j + 1] == 0 or 0xD0 <= data[j + 1] <= 0xD7:
-                j += 1
-        out.append((m, data[i:j]))
-        i = j
-    return out
 
 
 def progressive_at_scan_cap(rgb):

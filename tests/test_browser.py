@@ -151,18 +151,23 @@ def test_the_first_request_after_a_start_can_open_a_subpage(browser):
         page.close()
 
 
+def open_train_with_the_quick_preset(page, url: str) -> None:
+    """The Train page with its form filled by the "Quick test" preset."""
+    page.goto(f"{url}/train")
+    wait_for_app(page)
+    preset = page.get_by_role("combobox", name="Preset")
+    preset.wait_for(timeout=30_000)
+    preset.click()
+    page.get_by_role("option", name="Quick test (digits, about 10 s)").click()
+    wait_for_app(page)
+
+
 def test_train_a_tiny_job_from_the_page_and_open_it_in_explore(browser, tmp_path):
     """Start the quick preset on the Train page, watch it finish, open the new model in Explore."""
     env = {"VAE_RUNS_DIR": str(tmp_path / "runs"), "VAE_CACHE_DIR": str(tmp_path / "cache")}
     with app_server(env) as url:
         page = browser.new_page(viewport={"width": 1400, "height": 1200})
-        page.goto(f"{url}/train")
-        wait_for_app(page)
-        preset = page.get_by_role("combobox", name="Preset")
-        preset.wait_for(timeout=30_000)
-        preset.click()
-        page.get_by_role("option", name="Quick test (digits, about 10 s)").click()
-        wait_for_app(page)
+        open_train_with_the_quick_preset(page, url)
         page.get_by_role("button", name="Start job").click()
         page.get_by_text("started.").first.wait_for(timeout=30_000)
         # the job board refreshes itself every 2 s: wait for the progress bar to say done
@@ -219,13 +224,7 @@ def test_a_colour_folder_trained_from_the_train_page_opens_in_explore(browser, t
     env = {"VAE_RUNS_DIR": str(tmp_path / "runs"), "VAE_CACHE_DIR": str(tmp_path / "cache")}
     with app_server(env) as url:
         page = browser.new_page(viewport={"width": 1400, "height": 1400})
-        page.goto(f"{url}/train")
-        wait_for_app(page)
-        preset = page.get_by_role("combobox", name="Preset")
-        preset.wait_for(timeout=30_000)
-        preset.click()
-        page.get_by_role("option", name="Quick test (digits, about 10 s)").click()
-        wait_for_app(page)
+        open_train_with_the_quick_preset(page, url)
         page.get_by_role("combobox", name="Dataset").click()
         page.get_by_role("option", name="folder", exact=True).click()
         page.get_by_role("combobox", name="Image size").click()

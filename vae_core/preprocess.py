@@ -111,6 +111,19 @@ _SOURCE_NOTES = {"CMYK": "CMYK converted", "P": "palette image converted",
                  "1": "1-bit image converted to grayscale", "LAB": "CIELAB image: lightness channel used"}
 
 
+def _flatten_alpha(im: Image.Image, background: str, notes: list[str]) -> Image.Image:
+    """An image with transparency composited on background ("white" or "black"), with a
+    note when any pixel was transparent; an image without any is returned as it is
+    (RGBA when it had an alpha channel)."""
+    if im.mode not in ("LA", "La", "PA", "RGBA", "RGBa") and "transparency" not in im.info:
+        return im
+    rgba = im.convert("RGBA")
+    if rgba.getchannel("A").getextrema()[0] == 255:
+        return rgba
+    notes.append(f"alpha channel composited on {background}")
+    return Image.alpha_composite(Image.new("RGBA", rgba.size, background), rgba)
+
+
 def _to_gray(im: Image.Image, source_mode: str | None = None) -> tuple[Image.Image, list[str]]:
     """Any Pillow mode -> 'L', with a note for each conversion a person might want to know about.
 
@@ -141,15 +154,9 @@ def _to_gray(im: Image.Image, source_mode: str | None = None) -> tuple[Image.Ima
         im = im.convert("L")
     elif mode == "LAB":
         im = im.getchannel(0)    # L* is lightness already
-    if im.mode in ("LA", "La", "PA", "RGBA", "RGBa") or "transparency" in im.info:
-        rgba = im.convert("RGBA")
-        if rgba.getchannel("A").getextrema()[0] < 255:
-            # Transparent areas are paper: composite on white, so a dark digit on a
-            # transparent canvas reads like ink on a page (and is auto-inverted).
-            im = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
-            notes.append("alpha channel composited on white")
-        else:
-            im = rgba
+    # Transparent areas are paper: composite on white, so a dark digit on a transparent
+    # canvas reads like ink on a page (and is auto-inverted).
+    im = _flatten_alpha(im, "white", notes)
     try:
         return im.convert("L"), notes
     except ValueError:
@@ -168,11 +175,7 @@ def _to_rgb(im: Image.Image, source_mode: str | None = None) -> tuple[Image.Imag
     notes = [_SOURCE_NOTES[source]] if source in _SOURCE_NOTES else []
     if im.mode == "P":
         im = im.convert("RGBA")
-    if im.mode in ("LA", "La", "PA", "RGBA", "RGBa") or "transparency" in im.info:
-        rgba = im.convert("RGBA")
-        if rgba.getchannel("A").getextrema()[0] < 255:
-            im = Image.alpha_composite(Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba)
-            notes.append("alpha channel composited on black")
+    im = _flatten_alpha(im, "black", notes)
     try:
         return im.convert("RGB"), notes
     except ValueError:
