@@ -273,12 +273,12 @@ def upload_digest(up) -> str:
 
 
 @st.cache_resource(show_spinner="Reading the image…", max_entries=16)
-def _decoded_upload(digest: str, name: str, colour: bool, _data: bytes):
+def _decoded_upload(digest: str, name: str, colour: bool, _up):
     """decode_upload by content, shared by sessions: (grey or RGB array, notes) or the
     refusal's message (a refusal is remembered too: a corrupt 20 MB file is not decoded again)."""
     from vae_core.preprocess import decode_upload
     try:
-        gray, notes = decode_upload(_data, name, colour=colour)
+        gray, notes = decode_upload(_up.getvalue(), name, colour=colour)
     except VaeError as e:
         return str(e)
     gray.flags.writeable = False
@@ -286,11 +286,12 @@ def _decoded_upload(digest: str, name: str, colour: bool, _data: bytes):
 
 
 @st.cache_resource(show_spinner=False, max_entries=64)
-def _framed_upload(digest: str, name: str, invert: str, shape: tuple, _data: bytes):
+def _framed_upload(digest: str, name: str, invert: str, shape: tuple, _up):
     """A decoded upload framed for a model's image shape (C, H, W) and one invert choice
-    (vae_core.preprocess.frame_for_shape), or the refusal's message."""
+    (vae_core.preprocess.frame_for_shape), or the refusal's message. _up (the uploaded
+    file, not hashed: digest names its bytes) is read only when this is not cached."""
     from vae_core.preprocess import frame_for_shape
-    got = _decoded_upload(digest, name, shape[0] == 3, _data)
+    got = _decoded_upload(digest, name, shape[0] == 3, _up)
     if isinstance(got, str):
         return got
     try:
@@ -306,7 +307,7 @@ def prepared_upload(up, invert: str, shape: tuple = (1, 28, 28)):
     """An st.file_uploader file for a model of images `shape` (C, H, W), decoded once per
     content (whatever widgets change later: a rerun costs a dictionary lookup) and framed
     once per invert choice. Raises VaeError."""
-    got = _framed_upload(upload_digest(up), up.name, invert, tuple(int(v) for v in shape), up.getvalue())
+    got = _framed_upload(upload_digest(up), up.name, invert, tuple(int(v) for v in shape), up)
     if isinstance(got, str):
         raise VaeError(got)
     return got
