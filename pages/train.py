@@ -58,8 +58,13 @@ with st.expander("New training job", expanded=not refresh()):
                                        "for colour")
         size = c2.selectbox("Image size", ["auto", 28, 32, 64],
                             help="auto: the dataset's own (a folder: 28 grey, 64 colour)")
-        limit = c3.number_input("Training images (0: all)", 0, 10_000_000, 0, step=1000,
+        limit = c3.number_input("Training images (0: all)", 0, 10_000_000, p.get("limit") or 0, step=1000,
                                 help="a fixed random subset; the sprites grid has 727,280 training images")
+        widths = c1.text_input("Conv widths", p.get("conv_channels", "32,64"),
+                               help="channels of the first two convolutions; deeper ones double the last "
+                                    "(64×64 images get 32,64,128,256; 32,32 gives 32,32,64,128: 5 MB, not 11.5)")
+        hidden = c2.number_input("Hidden units", 1, 4096, p.get("hidden", 256),
+                                 help="the fully connected layer between the convolutions and z")
         folder = st.text_input("Folder (for the dataset 'folder')", placeholder="/data/my-images",
                                help="one subfolder per class, or images directly in it; colour is kept")
         submitted = st.form_submit_button("Start job", type="primary")
@@ -69,7 +74,7 @@ with st.expander("New training job", expanded=not refresh()):
                         extra_decoder_layer=dec1, batchnorm=bn, epochs=int(epochs), batch_size=int(batch), lr=lr,
                         lr_schedule=p["lr_schedule"], seed=int(seed), device=device, binarize=binarize,
                         likelihood=likelihood, image_size=None if size == "auto" else int(size),
-                        limit=int(limit) or None)
+                        limit=int(limit) or None, conv_channels=widths.strip(), hidden=int(hidden))
         if dataset == "folder":
             settings["dataset"] = f"folder:{folder.strip()}"
         try:

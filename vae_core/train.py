@@ -69,6 +69,7 @@ class TrainConfig:
     extra_decoder_layer: bool = False
     batchnorm: bool = False
     hidden: int = 256
+    conv_channels: str = "32,64"       # widths of the first two convolutions; deeper ones double
     epochs: int = 10
     batch_size: int = 128
     lr: float = 1e-3
@@ -100,6 +101,8 @@ class TrainConfig:
             (self.capacity is None or self.capacity >= 0, f"--capacity must be >= 0 nats (got {self.capacity})."),
             (self.capacity_epochs >= 0, f"--capacity-epochs must be >= 0 (got {self.capacity_epochs})."),
             (self.hidden >= 1, f"--hidden must be at least 1 (got {self.hidden})."),
+            (_conv_channels(self.conv_channels) is not None,
+             f"--conv-channels must be two whole numbers from 1 to 1024, like 32,64 (got {self.conv_channels!r})."),
             (self.epochs >= 1, f"--epochs must be at least 1 (got {self.epochs})."),
             (self.batch_size >= 1, f"--batch-size must be at least 1 (got {self.batch_size})."),
             (math.isfinite(self.lr) and self.lr > 0, f"--lr must be a number > 0 (got {self.lr})."),
@@ -136,6 +139,7 @@ class TrainConfig:
         return ModelConfig(kind=self.model, latent_dim=self.latent_dim,
                            extra_decoder_layer=self.extra_decoder_layer,
                            batchnorm=self.batchnorm, hidden=self.hidden,
+                           channels=_conv_channels(self.conv_channels) or (32, 64),
                            image_channels=c, image_size=h, likelihood=self.resolved_likelihood(c))
 
     def to_dict(self) -> dict:
@@ -143,6 +147,15 @@ class TrainConfig:
 
 
 # ---------------------------------------------------------------- helpers
+
+def _conv_channels(text) -> tuple[int, int] | None:
+    """'32,64' -> (32, 64); None for anything else (validate() turns that into a message)."""
+    parts = str(text).replace(" ", "").split(",")
+    if len(parts) != 2 or not all(p.isdigit() for p in parts):
+        return None
+    c1, c2 = int(parts[0]), int(parts[1])
+    return (c1, c2) if 1 <= c1 <= 1024 and 1 <= c2 <= 1024 else None
+
 
 def peak_rss_mb() -> float:
     """This process's peak resident memory so far (Linux reports ru_maxrss in KiB)."""
@@ -415,6 +428,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--extra-decoder-layer", action="store_true", help='"dec+1": one more ConvTranspose k3 s1')
     p.add_argument("--batchnorm", action="store_true", help="BatchNorm in the encoder")
     p.add_argument("--hidden", type=int, default=d.hidden)
+    p.add_argument("--conv-channels", default=d.conv_channels, help="widths of the first two convolutions, "
+                   "e.g. 32,64 (deeper convolutions double the last: 64x64 images get 32,64,128,256)")
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--lr", type=float, default=d.lr)
