@@ -93,7 +93,6 @@ representation reaches 1 on every metric.
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -514,7 +513,8 @@ def all_metrics(data: FactorData, representation, rng_seed: int = 0, *, batch_si
 
     Each metric starts its own stream from rng_seed, so every number equals what the
     metric's own function gives with that seed. MIG, SAP and DCI would draw the same
-    codes from it, so they are encoded once and shared.
+    codes from it, so they are encoded once and shared (SAP draws nothing more, so DCI's
+    classifier seed comes from the stream where dci_score would take it).
     """
     if dci_regressor not in DCI_REGRESSORS:
         raise VaeError(f"Unknown DCI regressor {dci_regressor!r}: choose {', '.join(DCI_REGRESSORS)}.")
@@ -529,7 +529,7 @@ def all_metrics(data: FactorData, representation, rng_seed: int = 0, *, batch_si
     test = sample_codes(data, representation, num_test, rng)
     out.update(mig_from_codes(*train, bins=bins))
     out.update(sap_from_codes(*train, *test))
-    for key, value in dci_from_codes(*train, *test, regressor=dci_regressor, rng=copy.deepcopy(rng)).items():
+    for key, value in dci_from_codes(*train, *test, regressor=dci_regressor, rng=rng).items():
         out[f"dci_{key}"] = value
     out.update({"rng_seed": rng_seed, "batch_size": batch_size, "num_train": num_train, "num_eval": num_eval,
                 "num_test": num_test, "num_variance_estimate": num_variance_estimate, "bins": bins,
