@@ -19,6 +19,11 @@ Format versions:
      moved so that an older app refuses a colour or 64x64 checkpoint with "upgrade
      the app" rather than misreading it or failing on unknown keys.
 A version-1 folder is never rewritten to version 2 by reading it; only a save writes 2.
+
+Model families (families.py) stay version 2: a family's model section adds "family" (and
+delta-vae's "delta"), which an app from before families refuses as unknown keys "written by
+a newer version", and a section without them is today's objective. A factor-vae folder also
+holds discriminator.safetensors; loading a model never reads it.
 """
 from __future__ import annotations
 
@@ -40,7 +45,7 @@ from vae_core.models import AutoEncoder, ModelConfig, build_model
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 # the model fields version 1 did not have: a version-1 config that holds them is damaged
-_V2_MODEL_KEYS = ("image_channels", "image_size", "likelihood")
+_V2_MODEL_KEYS = ("image_channels", "image_size", "likelihood", "family", "delta")
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 _UMASK = os.umask(0)
@@ -191,8 +196,8 @@ def _model_config(config: dict, config_path: Path) -> ModelConfig:
     try:
         section = config["model"]
         if config.get("format_version") == 1 and any(k in section for k in _V2_MODEL_KEYS):
-            raise VaeError(f"{config_path} says format version 1 but its model section names an image shape "
-                           f"or likelihood (version 2 fields); the checkpoint is damaged.")
+            raise VaeError(f"{config_path} says format version 1 but its model section names an image shape, "
+                           f"likelihood or family (version 2 fields); the checkpoint is damaged.")
         cfg = ModelConfig.from_dict(section)
         numbers = [cfg.latent_dim, cfg.hidden, *cfg.channels, cfg.image_size]
         ok = all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 1 << 20 for v in numbers)

@@ -24,6 +24,11 @@ targets); "gaussian" decodes logits whose sigmoid is the mean of N(mean, sigma^2
 per pixel, with one log sigma shared by all pixels, set to its analytic optimum
 (the "optimal sigma-VAE" of Rybkin et al. 2021; see losses.py). Either way
 sigmoid(decode(z)) is the picture.
+
+Family (families.py): the objective a conv-vae was trained with. It leaves the network
+alone, with one exception: delta-vae caps each posterior variance (see encode), so its
+model must know delta to encode the way it was trained. A config without a family is
+"vae", today's objective, and writes no family key, so older folders read and write unchanged.
 """
 from __future__ import annotations
 
@@ -33,6 +38,7 @@ import torch
 from torch import nn
 
 from vae_core import VaeError
+from vae_core.families import FAMILIES, MAX_DELTA, delta_logvar_ceiling
 
 MODEL_KINDS = ("conv-vae", "conv-ae", "linear-vae", "linear-ae")
 LIKELIHOODS = ("bernoulli", "gaussian")
@@ -73,6 +79,10 @@ class ModelConfig:
     image_channels: int = 1
     image_size: int = 28
     likelihood: str = "bernoulli"
+    # The training objective (a key of families.FAMILIES) and delta-vae's committed rate in
+    # nats per dimension. Written to config.json only when not the defaults.
+    family: str = "vae"
+    delta: float | None = None
 
     def __post_init__(self):
         self.channels = tuple(int(c) for c in self.channels)
@@ -94,6 +104,16 @@ class ModelConfig:
             raise VaeError(f"Unknown likelihood {self.likelihood!r}: choose one of {', '.join(LIKELIHOODS)}.")
         if self.kind.startswith("conv"):
             conv_depth(self.image_size)
+        if not isinstance(self.family, str) or self.family not in FAMILIES:
+            raise VaeError(f"Unknown model family {self.family!r}: choose one of {', '.join(FAMILIES)}.")
+        if self.family != "vae" and self.kind != "conv-vae":
+            raise VaeError(f"The {self.family} family trains a conv-vae, not a {self.kind}.")
+        if (self.delta is not None) != (self.family == "delta-vae"):
+            raise VaeError("delta (the committed rate) belongs to the delta-vae family and it needs one.")
+        if self.delta is not None:
+            if isinstance(self.delta, bool) or not isinstance(self.delta, (int, float)) \
+                    or not 0 < self.delta <= MAX_DELTA:
+                raise VaeError(f"delta must be a number of nats in (0, {MAX_DELTA:g}], got {self.delta!r}.")
 
     @property
     def variational(self) -> bool:
@@ -113,6 +133,10 @@ class ModelConfig:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["channels"] = list(self.channels)
+        if self.family == "vae":  # today's objective: the config reads exactly as before families
+            del d["family"]
+        if self.delta is None:
+            del d["delta"]
         return d
 
     @classmethod
@@ -222,6 +246,9 @@ class AutoEncoder(nn.Module):
             # A buffer, not a Parameter: it is saved with the weights but no optimiser moves
             # it. Bernoulli models have no such entry: their state dicts are what they were.
             self.register_buffer("log_sigma", torch.zeros(()))
+        # delta-vae: the ceiling on log sigma^2 that keeps every dimension's KL >= delta (a float,
+        # not a buffer: it follows from the config, and the state dict stays that of a conv-vae)
+        self.logvar_ceiling = delta_logvar_ceiling(cfg.delta) if cfg.delta is not None else None
 
     @property
     def latent_dim(self) -> int:
@@ -250,6 +277,12 @@ class AutoEncoder(nn.Module):
         if not self.variational:
             return h, None
         mu, logvar = h.chunk(2, dim=1)
+        if self.logvar_ceiling is not None:
+            # delta-VAE (Razavi et al. 2019): a smooth cap, c - softplus(c - raw): the identity well
+            # below c, never above it. In float32, because bf16 rounds log sigma^2 by more than
+            # the ceiling's margin.
+            c = self.logvar_ceiling
+            logvar = c - nn.functional.softplus(c - logvar.float())
         # A clamp keeps exp(logvar) finite early in training or at a too-high lr.
         return mu, logvar.clamp(-30.0, 20.0)
 

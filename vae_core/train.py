@@ -2,6 +2,13 @@
 
     python -m vae_core.train --dataset mnist --latent-dim 2 --epochs 10 --out runs/z2
     python -m vae_core.train --dataset cifar10 --likelihood gaussian --latent-dim 32 --out runs/c32
+    python -m vae_core.train --dataset sprites --model beta-tcvae --tc-beta 6 --latent-dim 10 --out runs/tc
+
+--model is an architecture (conv-vae, conv-ae, linear-vae, linear-ae), trained with the
+beta-VAE objective and its knobs (--beta, schedules, free bits, capacity), or a model
+family from vae_core.families (beta-tcvae, factor-vae, ...): a conv-vae trained with that
+family's objective and its own flags (--tc-beta, --factor-gamma, ...), recorded in
+config.json as model.family and training.family_params.
 
 The model takes the training data's shape (C, H, W): the dataset's own, or the one
 --image-size and --channels ask for. --likelihood auto is Bernoulli for grey data
@@ -11,7 +18,8 @@ The run folder holds:
   config.json        format version, model + training config, dataset, metrics summary,
                      and the exact command (rewritten atomically after every epoch)
   model.safetensors  weights of the last completed epoch (atomic)
-  metrics.jsonl      one JSON line per epoch
+  metrics.jsonl      one JSON line per epoch (a family adds its own terms: tc, mmd, dip...)
+  discriminator.safetensors   factor-vae only: its discriminator (the app never reads it)
   grids/             recon_eNNN.png (test images over their reconstructions) and
                      prior_eNNN.png (decodes of z ~ N(0, I)) per epoch
 
@@ -35,7 +43,7 @@ import shlex
 import signal
 import sys
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
@@ -45,11 +53,13 @@ from vae_core.checkpoint import FORMAT_VERSION, atomic_write_bytes, atomic_write
 from vae_core.data import (BINARIZE_CHOICES, CHANNEL_CHOICES, LazyImages, binarize_split, load_dataset,
                            parse_channels, to_float, validate_name)
 from vae_core.device import DEVICE_CHOICES, cpu_fast_layout, describe_device, resolve_device
+from vae_core.families import FAMILIES, FAMILY_MODELS, Batch, family_flags, resolve_params
 from vae_core.losses import (BETA_SCHEDULES, active_units, beta_at, capacity_at, check_finite, optimal_log_sigma,
                              vae_loss)
 from vae_core.models import LIKELIHOODS, MAX_IMAGE_SIZE, MIN_LOG_SIGMA, MODEL_KINDS, AutoEncoder, ModelConfig, build_model
 
 LR_SCHEDULES = ("constant", "cosine")
+MODEL_CHOICES = MODEL_KINDS + FAMILY_MODELS
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
@@ -57,7 +67,8 @@ PRECISIONS = ("auto", "fp32", "bf16")
 class TrainConfig:
     dataset: str = "mnist"
     data_root: str | None = None
-    model: str = "conv-vae"
+    model: str = "conv-vae"            # an architecture (MODEL_KINDS) or a family (FAMILY_MODELS)
+    family_params: dict = field(default_factory=dict)  # the family's flags given, by name (tc_beta: 6)
     latent_dim: int = 2
     beta: float = 1.0
     beta_schedule: str = "constant"
@@ -89,7 +100,7 @@ class TrainConfig:
     def validate(self) -> None:
         """Refuse bad settings before any work, with one clear sentence each."""
         checks = [
-            (self.model in MODEL_KINDS, f"--model must be one of {', '.join(MODEL_KINDS)} (got {self.model!r})."),
+            (self.model in MODEL_CHOICES, f"--model must be one of {', '.join(MODEL_CHOICES)} (got {self.model!r})."),
             (self.latent_dim >= 1, f"--latent-dim must be at least 1 (got {self.latent_dim})."),
             (math.isfinite(self.beta) and self.beta >= 0, f"--beta must be a number >= 0 (got {self.beta})."),
             (self.beta_schedule in BETA_SCHEDULES,
@@ -121,10 +132,32 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise VaeError(message)
+        if self.family != "vae" and (self.beta != 1.0 or self.beta_schedule != "constant" or self.free_bits
+                                     or self.capacity is not None):
+            own = ", ".join(p.flag for p in FAMILIES[self.family].params)
+            raise VaeError(f"--beta, --beta-schedule, --free-bits and --capacity shape the plain VAE objective; "
+                           f"{self.family} is weighted by its own flags ({own}).")
+        self.family_hparams()
         validate_name(self.dataset)
         resolve_device(self.device)
-        if self.image_size is not None and self.model.startswith("conv"):
+        if self.image_size is not None and self.architecture.startswith("conv"):
             ModelConfig(image_size=self.image_size)  # a size the conv stack cannot halve is refused now
+
+    @property
+    def family(self) -> str:
+        """The objective: the --model family, or "vae" (beta-VAE) for the four architectures."""
+        return self.model if self.model in FAMILY_MODELS else "vae"
+
+    @property
+    def architecture(self) -> str:
+        """Every family trains the ConvVAE."""
+        return "conv-vae" if self.model in FAMILY_MODELS else self.model
+
+    def family_hparams(self) -> dict:
+        """The family's hyperparameters, defaults filled in; VaeError for one that is not its own."""
+        if not isinstance(self.family_params, dict):
+            raise VaeError("family_params must be a mapping of hyperparameter names to values.")
+        return resolve_params(self.family, self.family_params, model=self.model)
 
     def resolved_likelihood(self, image_channels: int) -> str:
         if self.likelihood != "auto":
@@ -136,14 +169,22 @@ class TrainConfig:
         c, h, w = image_shape
         if h != w:
             raise VaeError(f"Images must be square; the data is {h}x{w}.")
-        return ModelConfig(kind=self.model, latent_dim=self.latent_dim,
+        return ModelConfig(kind=self.architecture, latent_dim=self.latent_dim,
                            extra_decoder_layer=self.extra_decoder_layer,
                            batchnorm=self.batchnorm, hidden=self.hidden,
                            channels=_conv_channels(self.conv_channels) or (32, 64),
-                           image_channels=c, image_size=h, likelihood=self.resolved_likelihood(c))
+                           image_channels=c, image_size=h, likelihood=self.resolved_likelihood(c),
+                           family=self.family, delta=self.family_hparams().get("delta"))
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The training section of config.json: a family's run records all its hyperparameters
+        (defaults included); the four architectures' runs read exactly as before families."""
+        d = asdict(self)
+        if self.family == "vae" and not self.family_params:
+            del d["family_params"]
+        else:
+            d["family_params"] = self.family_hparams()
+        return d
 
 
 # ---------------------------------------------------------------- helpers
@@ -296,6 +337,8 @@ def train(cfg: TrainConfig, command: str | None = None, progress: bool = True,
 
     model_config = cfg.model_config(shape)
     gaussian = model_config.likelihood == "gaussian"
+    family = FAMILIES[cfg.family]
+    hp = cfg.family_hparams()
     model = build_model(model_config).to(device)
     model = cpu_fast_layout(model, device)
     step_fn = torch.compile(model) if cfg.compile else model
@@ -304,6 +347,9 @@ def train(cfg: TrainConfig, command: str | None = None, progress: bool = True,
              if cfg.lr_schedule == "cosine" else None)
     bf16 = use_bf16(cfg, device)
     perm_gen = torch.Generator().manual_seed(cfg.seed)
+    # FactorVAE's discriminator: trained in this loop with its own optimiser, saved beside the model
+    aux = family.make_aux(cfg.latent_dim, hp, device) if family.make_aux else None
+    extra_keys = family.terms  # logged per epoch beside loss, recon and kl
 
     dataset_info = {"name": cfg.dataset, "class_names": train_set.class_names,
                     "train_size": int(n), "test_size": int(test_u8.shape[0]), "binarize": cfg.binarize,
@@ -327,6 +373,7 @@ def train(cfg: TrainConfig, command: str | None = None, progress: bool = True,
         sums = torch.zeros(3, device=device)        # loss, recon, kl (summed over images)
         kl_dims = torch.zeros(cfg.latent_dim, device=device)
         sq_err = torch.zeros((), device=device)    # Gaussian decoder: summed square error of the epoch
+        extras = torch.zeros(len(extra_keys), device=device)  # the family's own terms (tc, mmd, ...)
         perm = torch.randperm(n, generator=perm_gen)
         perm = perm if lazy else perm.to(device)
         bar = _progress_bar(steps_per_epoch, f"epoch {epoch}/{cfg.epochs}", progress)
@@ -338,22 +385,28 @@ def train(cfg: TrainConfig, command: str | None = None, progress: bool = True,
             beta = beta_at(cfg.beta_schedule, cfg.beta, t, cfg.warmup_epochs, cfg.epochs, cfg.cycles)
             capacity = capacity_at(cfg.capacity, t, cfg.capacity_epochs)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                logits, mu, logvar, _ = step_fn(target if cfg.binarize != "none" else x)
+                logits, mu, logvar, z = step_fn(target if cfg.binarize != "none" else x)
             log_sigma = None
             if gaussian:  # this batch's optimal sigma (sigma-VAE); its square error feeds the epoch's
                 log_sigma = optimal_log_sigma(logits.float(), target, MIN_LOG_SIGMA)
                 sq_err += (torch.sigmoid(logits.detach().float()) - target).pow(2).sum()
-            terms = vae_loss(logits.float(), target, mu.float(),
-                             None if logvar is None else logvar.float(),
-                             beta=beta, free_bits=cfg.free_bits, capacity=capacity, log_sigma=log_sigma)
+            batch = Batch(logits.float(), target, mu.float(), None if logvar is None else logvar.float(),
+                          z.float(), log_sigma=log_sigma, dataset_size=n, aux=aux)
+            # the plain objective takes this step's scheduled beta and capacity; a family its own flags
+            step_hp = {"beta": beta, "free_bits": cfg.free_bits, "capacity": capacity} if family.name == "vae" else hp
+            terms = family.objective(batch, step_hp)
             opt.zero_grad(set_to_none=True)
             terms["loss"].backward()
             opt.step()
+            if aux is not None:  # after the VAE's step, on the codes it was given
+                terms.update(aux.update(batch.z))
             if sched:
                 sched.step()
             b = x.shape[0]
             sums += torch.stack([terms["loss"], terms["recon"], terms["kl"]]).detach() * b
             kl_dims += terms["kl_per_dim"].detach() * b
+            if extra_keys:
+                extras += torch.stack([terms[k].detach().float() for k in extra_keys]) * b
             if bar:
                 bar.update(1)
             if on_step:
@@ -379,6 +432,7 @@ def train(cfg: TrainConfig, command: str | None = None, progress: bool = True,
             "test_kl_per_dim": test["kl_per_dim"], "active_units": test["active_units"],
             "seconds": seconds, "images_per_s": n / seconds,
             **({"sigma": float(model.decoder_log_sigma().exp())} if gaussian else {}),
+            **dict(zip(extra_keys, (extras / n).tolist())),
         }
         if device.type == "cuda":
             last["peak_gpu_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
@@ -386,12 +440,15 @@ def train(cfg: TrainConfig, command: str | None = None, progress: bool = True,
         write_grids(model, out, epoch, test_u8, device)
         save_checkpoint(out, model, training=cfg.to_dict(), dataset=dataset_info,
                         metrics=last, command=command)
+        if aux is not None:
+            aux.save(out)
         with open(metrics_path, "a") as f:
             f.write(json.dumps(last) + "\n")
             f.flush()
             os.fsync(f.fileno())
         if progress:
             sigma = f" | sigma {last['sigma']:.3f}" if "sigma" in last else ""
+            sigma += "".join(f" | {k} {last[k]:.3g}" for k in extra_keys)
             print(f"epoch {epoch}: loss {loss:.2f} (recon {recon:.2f}, kl {kl:.2f}){sigma} | test "
                   f"{test['loss']:.2f} | active units {test['active_units']}/{cfg.latent_dim} | "
                   f"{last['images_per_s']:.0f} img/s", file=sys.stderr)
@@ -416,7 +473,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "color-sprites or folder:<path>")
     p.add_argument("--data-root", default=None, help="folder holding MNIST/raw, FashionMNIST/raw, "
                    "cifar-10-batches-bin (default: $VAE_DATA_ROOT, else ./data)")
-    p.add_argument("--model", default=d.model, help=f"one of {', '.join(MODEL_KINDS)}")
+    p.add_argument("--model", default=d.model, help=f"an architecture ({', '.join(MODEL_KINDS)}) or a model "
+                   f"family trained on the conv-vae ({', '.join(FAMILY_MODELS)}); see vae_core/families.py")
     p.add_argument("--latent-dim", type=int, default=d.latent_dim)
     p.add_argument("--beta", type=float, default=d.beta, help="weight of the KL term")
     p.add_argument("--beta-schedule", default=d.beta_schedule, help="constant, linear (warm-up) or cyclical")
@@ -447,13 +505,35 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: the dataset's own; a folder: 28 grey, 64 colour)")
     p.add_argument("--channels", default=d.channels, help="auto (the dataset's own), 1 (grey) or 3 (colour)")
     p.add_argument("--out", default=d.out, help="run folder to write")
+    _add_family_flags(p)
     return p
 
 
+def _add_family_flags(p: argparse.ArgumentParser) -> None:
+    """One flag per hyperparameter in the families registry, with its defaults per family. A flag
+    left out is absent from the parsed args (SUPPRESS), so only the flags given are checked
+    against the --model (a --tc-beta with --model factor-vae is refused, not ignored)."""
+    papers = {}
+    for f in FAMILIES.values():
+        if f.params:
+            papers.setdefault(f.paper, []).append(f.name)
+    group = p.add_argument_group("model families (vae_core/families.py)", "each flag is read by the --model "
+                                 "it names: " + "; ".join(f"{' and '.join(names)}: {paper}"
+                                                         for paper, names in papers.items()))
+    for name, users in family_flags().items():
+        p0 = users[0][1]
+        defaults = sorted({str(p.default) for _, p in users})
+        default = (defaults[0] if len(defaults) == 1
+                   else ", ".join(f"{p.default} for {fam}" for fam, p in users))
+        group.add_argument(p0.flag, dest=name, type=p0.type, choices=p0.choices or None,
+                           default=argparse.SUPPRESS, help=f"{p0.help} (default: {default})")
+
+
 def config_from_args(argv: list[str]) -> TrainConfig:
-    args = build_parser().parse_args(argv)
+    args = vars(build_parser().parse_args(argv))
     names = {f.name for f in fields(TrainConfig)}
-    return TrainConfig(**{k: v for k, v in vars(args).items() if k in names})
+    family_params = {k: args[k] for k in family_flags() if k in args}
+    return TrainConfig(**{k: v for k, v in args.items() if k in names}, family_params=family_params)
 
 
 def main(argv: list[str] | None = None) -> int:
