@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from tests.conftest import REPO
+from vae_core import VaeError
 from vae_core.checkpoint import checkpoint_hash, load_checkpoint
 from vae_core.evaluate import (METRIC_KEYS, bernoulli_log_lik, collapsed, evaluate_checkpoint, evaluate_model,
                                iwae_log_likelihood, latent_use, main, mutual_information, read_metrics)
@@ -179,3 +180,32 @@ def test_evaluate_checkpoint_refuses_a_tiny_limit():
     from vae_core import VaeError
     with pytest.raises(VaeError, match="at least 3"):
         evaluate_checkpoint(REPO / "checkpoints" / "mnist-z2", limit=1, save=False)
+
+
+def test_disentanglement_scores_join_the_evaluation_of_a_sprites_model(tmp_path):
+    """On data with ground-truth factors evaluate adds the disentanglement metrics with the
+    counts used; a run with fewer points is kept beside a fuller one, never over it; data
+    without factors refuses with one sentence."""
+    import shutil
+
+    from vae_core.evaluate import evaluate_checkpoint, read_all_metrics
+    folder = tmp_path / "sprites"
+    shutil.copytree(REPO / "checkpoints" / "sprites-z10", folder)
+    small = dict(num_train=100, num_eval=50, num_test=100, num_variance_estimate=100, batch_size=4,
+                 dci_regressor="random_forest")
+    bigger = dict(small, num_train=150)
+    for counts in (bigger, small):  # the smaller one second: it must not replace the other
+        m = evaluate_checkpoint(folder, limit=40, iw_samples=2, disentanglement=counts)
+    d = m["disentanglement"]
+    assert m["disentanglement_samples"] == 100 and d["num_train"] == 100
+    for key in ("beta_vae_eval_accuracy", "factor_vae_eval_accuracy", "mig", "sap", "dci_disentanglement",
+                "dci_completeness", "dci_informativeness_test"):
+        assert 0.0 <= d[key] <= 1.0, (key, d[key])
+    assert d["dci_informativeness_test"] > 0.18  # above chance (0.12: the mean of 1/3, 1/6, 1/40, 1/32, 1/32)
+    entries = [e for e in read_all_metrics(folder) if e.get("disentanglement")]
+    assert [e["disentanglement_samples"] for e in entries] == [150, 100]  # both kept, the fuller one first
+    with pytest.raises(VaeError, match="no ground-truth factors"):
+        evaluate_checkpoint(REPO / "checkpoints" / "mnist-z2", limit=5, iw_samples=1, save=False,
+                            disentanglement="quick")
+    assert "disentanglement" not in evaluate_checkpoint(REPO / "checkpoints" / "mnist-z2", limit=5,
+                                                        iw_samples=1, save=False)  # auto: off without factors

@@ -23,6 +23,13 @@ the "likelihood" is the cross-entropy the loss uses, not a density of real image
   shuffled_recon  recon when each image is decoded from another image's z. A model
                   that ignores z (collapsed) loses nothing; a useful latent loses a lot.
   twonn_dim       intrinsic dimension of the posterior means (TWO-NN)
+  disentanglement on data with ground-truth factors (sprites, color-sprites) only:
+                  BetaVAE and FactorVAE scores, MIG, SAP and DCI of the posterior means
+                  (vae_core/disentanglement.py, disentanglement_lib's protocols), under
+                  "disentanglement" with the sample counts used. --disentanglement full
+                  uses disentanglement_lib's counts (10,000 train points; about 35 min on
+                  2 CPU cores, most of it encoding the BetaVAE score's 1.9M images);
+                  quick (the default there) a tenth of them, a few minutes
 For autoencoders the terms that need a posterior (neg_elbo, kl, nll, kl_per_dim,
 mutual_info) are None.
 
@@ -71,7 +78,10 @@ METRIC_KEYS = ("neg_elbo", "recon", "kl", "nll", "kl_per_dim", "active_units", "
 LOG_2PI = math.log(2 * math.pi)
 METRICS_FILE = "metrics.json"
 METRICS_FORMAT, METRICS_VERSION = "vae-explorer-metrics", 2
-PROTOCOL_KEYS = ("checkpoint", "split", "images", "iw_samples", "binarized", "seed")
+PROTOCOL_KEYS = ("checkpoint", "split", "images", "iw_samples", "binarized", "seed", "disentanglement_samples")
+# disentanglement_lib's sample counts ("full") and a tenth of them ("quick")
+DISENTANGLEMENT_COUNTS = {"full": dict(num_train=10_000, num_eval=5_000, num_test=5_000, num_variance_estimate=10_000),
+                          "quick": dict(num_train=1_000, num_eval=500, num_test=500, num_variance_estimate=1_000)}
 # collapse thresholds: below these the posterior says ~nothing about x
 MI_COLLAPSED = 0.05       # nats of I(x;z)
 SHUFFLE_COLLAPSED = 0.02  # extra reconstruction loss from another image's z, as a fraction of recon
@@ -226,18 +236,50 @@ def evaluation_images(ckpt, split: str = "test", data_root=None, limit: int | No
     return (images[:limit] if limit else images), ckpt.binarized
 
 
+def has_factors(dataset: str) -> bool:
+    """Datasets whose images come with ground-truth generative factors."""
+    from vae_core.data import SPRITE_NAMES
+    return dataset in SPRITE_NAMES
+
+
+def disentanglement_scores(ckpt, counts: dict, seed: int = 0) -> dict:
+    """The metrics of vae_core.disentanglement on the checkpoint's factor dataset."""
+    from vae_core.disentanglement import all_metrics, representation_of, sprites_factor_data
+    if not has_factors(ckpt.dataset):
+        raise VaeError(f"{ckpt.dataset} has no ground-truth factors: disentanglement needs sprites or color-sprites.")
+    if ckpt.model_config.image_shape != (3 if ckpt.dataset == "color-sprites" else 1, 64, 64):
+        raise VaeError(f"Disentanglement is scored on the sprites at their own 64x64 shape; this model takes "
+                       f"{'x'.join(map(str, ckpt.model_config.image_shape))}.")
+    data = sprites_factor_data(colour=ckpt.dataset == "color-sprites")
+    return all_metrics(data, representation_of(ckpt.model), seed, **counts)
+
+
 def evaluate_checkpoint(folder, *, split: str = "test", data_root=None, limit: int | None = None,
-                        iw_samples: int = 100, seed: int = 0, save: bool = True, progress=None) -> dict:
-    """Load, score and (by default) save the result into metrics.json beside the checkpoint."""
+                        iw_samples: int = 100, seed: int = 0, save: bool = True, progress=None,
+                        disentanglement: str | dict = "auto") -> dict:
+    """Load, score and (by default) save the result into metrics.json beside the checkpoint.
+
+    disentanglement: "auto" (quick on data with factors, else off), "off", "quick", "full",
+    or a dict of all_metrics sample counts (tests use small ones)."""
     folder = Path(folder)
     if limit is not None and limit < 3:
         raise VaeError(f"--limit must be at least 3, got {limit}.")
     if iw_samples < 1:
         raise VaeError(f"--iw-samples must be >= 1, got {iw_samples}.")
+    if isinstance(disentanglement, str) and disentanglement not in ("auto", "off", *DISENTANGLEMENT_COUNTS):
+        raise VaeError(f"--disentanglement must be auto, off, quick or full (got {disentanglement!r}).")
     ckpt = load_checkpoint(folder)
+    if disentanglement == "auto":
+        disentanglement = "quick" if has_factors(ckpt.dataset) else "off"
+    counts = (disentanglement if isinstance(disentanglement, dict) else
+              DISENTANGLEMENT_COUNTS.get(disentanglement))  # None: off
     images, binarized = evaluation_images(ckpt, split, data_root, limit)
     t0 = time.time()
     result = evaluate_model(ckpt.model, images, iw_samples=iw_samples, seed=seed, progress=progress)
+    if counts:
+        scores = disentanglement_scores(ckpt, counts, seed)
+        result["disentanglement"] = scores
+        result["disentanglement_samples"] = scores["num_train"]
     result.update({"checkpoint": ckpt.hash, "dataset": ckpt.dataset, "split": split, "images": int(images.shape[0]),
                    "iw_samples": iw_samples, "binarized": binarized, "seed": seed,
                    "latent_dim": ckpt.model.latent_dim, "kind": ckpt.model_config.kind,
@@ -260,7 +302,7 @@ def completeness(entry: dict) -> tuple:
     def number(v):
         return v if isinstance(v, (int, float)) and not isinstance(v, bool) else 0
     return (entry.get("split") == "test", number(entry.get("images")), number(entry.get("iw_samples")),
-            str(entry.get("evaluated_at") or ""))  # version-1 entries have no time: the oldest
+            number(entry.get("disentanglement_samples")), str(entry.get("evaluated_at") or ""))  # version-1 entries have no time: the oldest
 
 
 def _is_entry(e) -> bool:
@@ -385,6 +427,12 @@ def format_table(m: dict) -> str:
         text = "n/a (autoencoder)" if v is None else (f"{v:.4f}" if key == "mse" else
                                                      f"{v}" if isinstance(v, int) else f"{v:.2f}")
         lines.append(f"  {label:<28} {text}")
+    if d := m.get("disentanglement"):
+        lines.append(f"  disentanglement ({d['num_train']:,} points, seed {d['rng_seed']})")
+        for key, label in (("beta_vae_eval_accuracy", "BetaVAE score"), ("factor_vae_eval_accuracy", "FactorVAE score"),
+                           ("mig", "MIG"), ("sap", "SAP"), ("dci_disentanglement", "DCI disentanglement"),
+                           ("dci_completeness", "DCI completeness"), ("dci_informativeness_test", "DCI informativeness")):
+            lines.append(f"    {label:<26} {d[key]:.3f}")
     return "\n".join(lines)
 
 
@@ -398,6 +446,10 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.add_argument("--no-save", action="store_true", help="do not write metrics.json")
+    p.add_argument("--disentanglement", default="auto", choices=["auto", "off", "quick", "full"],
+                   help="BetaVAE/FactorVAE scores, MIG, SAP, DCI on data with factors (sprites): full = "
+                        "disentanglement_lib's sample counts (~35 min on 2 cores), quick = a tenth; auto: quick "
+                        "where the data has factors, else off")
     args = p.parse_args(argv)
     from tqdm import tqdm
     bar = None
@@ -411,7 +463,8 @@ def main(argv=None) -> int:
 
     try:
         m = evaluate_checkpoint(args.checkpoint, split=args.split, data_root=args.data_root, limit=args.limit,
-                                iw_samples=args.iw_samples, seed=args.seed, save=False, progress=progress)
+                                iw_samples=args.iw_samples, seed=args.seed, save=False, progress=progress,
+                                disentanglement=args.disentanglement)
         saved = None if args.no_save else save_metrics(args.checkpoint, m)
     except VaeError as e:
         print(f"error: {e}", file=sys.stderr)
