@@ -10,6 +10,7 @@ from vae_core.device import DEVICE_CHOICES
 from vae_core.jobs import (PRESETS, cancel_job, delete_job, eta_seconds, job_summary, latest_grids, log_tail,
                            read_metrics, refresh, schedule, settings_to_flags, start_job)
 from vae_core.losses import BETA_SCHEDULES
+from vae_core.families import FAMILIES, FAMILY_MODELS
 from vae_core.models import LIKELIHOODS, MODEL_KINDS
 
 DATASET_CHOICES = ["mnist", "fashion-mnist", "digits", "sprites", "color-sprites", "cifar10", "folder"]
@@ -28,22 +29,48 @@ with st.expander("New training job", expanded=not refresh()):
     preset = st.selectbox("Preset", list(PRESETS), key="train_preset",
                           help="Reference recipes; every field below stays editable.")
     p = PRESETS[preset]
+    choices = list(MODEL_KINDS + FAMILY_MODELS)
+    # outside the form: picking a family shows its own hyperparameters at once
+    model = st.selectbox("Model", choices, index=choices.index(p["model"]), key=f"train_model_{preset}",
+                         format_func=lambda m: m if m in MODEL_KINDS else
+                         f"{m} (ConvVAE, {FAMILIES[m].paper.split(',')[0]} et al.)",
+                         help="conv/linear × VAE/AE (the AE-vs-VAE comparison), or a family of the literature: "
+                              "the same ConvVAE with another objective")
+    family = FAMILIES.get(model)
+    if family:
+        st.caption(f"{family.paper}: {family.idea}.")
     with st.form("train_form"):
         c1, c2, c3 = st.columns(3)
         dataset = c1.selectbox("Dataset", DATASET_CHOICES, index=DATASET_CHOICES.index(p["dataset"]),
                                help="digits is scikit-learn's bundled set: always there, trains in seconds; "
                                     "sprites and color-sprites are generated (64×64, dSprites' factor grid); "
                                     "folder: the server folder named below")
-        model = c2.selectbox("Model", MODEL_KINDS, index=MODEL_KINDS.index(p["model"]),
-                             help="conv/linear × VAE/AE: the AE-vs-VAE comparison")
-        latent_dim = c3.number_input("Latent dim", 1, 512, p["latent_dim"])
-        beta = c1.number_input("β (KL weight)", 0.0, 100.0, float(p["beta"]), step=0.05,
-                               help="loss = BCE + β·KL per image; small β → sharper, less regular latents")
-        schedule_name = c2.selectbox("β schedule", BETA_SCHEDULES, index=BETA_SCHEDULES.index(p["beta_schedule"]),
-                                     help="linear: warm up from 0 against posterior collapse; cyclical: Fu et al. 2019")
-        warmup = c3.number_input("Warm-up epochs", 0.0, 100.0, float(p["warmup_epochs"]), step=1.0)
-        free_bits = c1.number_input("Free bits ε (nats per dim)", 0.0, 10.0, float(p["free_bits"]), step=0.05,
-                                    help="KL floor per dimension: keeps dimensions from collapsing")
+        latent_dim = c2.number_input("Latent dim", 1, 512, p["latent_dim"])
+        family_values = {}
+        if family:  # its own weights; β, its schedule and free bits belong to the plain ELBO
+            for i, prm in enumerate(family.params):
+                col = (c3, c1, c2)[i % 3]
+                label = prm.flag.removeprefix("--")
+                if prm.choices:
+                    family_values[prm.name] = col.selectbox(label, prm.choices, index=prm.choices.index(prm.default),
+                                                            help=prm.help)
+                elif isinstance(prm.default, int):
+                    family_values[prm.name] = int(col.number_input(label, int(prm.low or 0), int(prm.high or 10**6),
+                                                                   prm.default, help=prm.help))
+                else:
+                    family_values[prm.name] = col.number_input(label, value=float(prm.default), format="%.4g",
+                                                               help=prm.help)
+            beta = schedule_name = warmup = free_bits = None
+        else:
+            beta = c3.number_input("β (KL weight)", 0.0, 100.0, float(p["beta"]), step=0.05,
+                                   help="loss = BCE + β·KL per image; small β → sharper, less regular latents")
+            schedule_name = c1.selectbox("β schedule", BETA_SCHEDULES, index=BETA_SCHEDULES.index(p["beta_schedule"]),
+                                         help="linear: warm up from 0 against posterior collapse; "
+                                              "cyclical: Fu et al. 2019")
+            warmup = c2.number_input("Warm-up epochs", 0.0, 100.0, float(p["warmup_epochs"]), step=1.0)
+            free_bits = c3.number_input("Free bits ε (nats per dim)", 0.0, 10.0, float(p["free_bits"]), step=0.05,
+                                        help="KL floor per dimension: keeps dimensions from collapsing")
+        c1, c2, c3 = st.columns(3)
         epochs = c2.number_input("Epochs", 1, 500, p["epochs"])
         batch = c3.number_input("Batch size", 1, 8192, p["batch_size"])
         lr = c1.number_input("Learning rate", 1e-6, 1.0, float(p["lr"]), format="%.4g")
@@ -70,7 +97,7 @@ with st.expander("New training job", expanded=not refresh()):
         submitted = st.form_submit_button("Start job", type="primary")
     if submitted:
         settings = dict(dataset=dataset, model=model, latent_dim=int(latent_dim), beta=beta,
-                        beta_schedule=schedule_name, warmup_epochs=warmup, free_bits=free_bits,
+                        beta_schedule=schedule_name, warmup_epochs=warmup, free_bits=free_bits, **family_values,
                         extra_decoder_layer=dec1, batchnorm=bn, epochs=int(epochs), batch_size=int(batch), lr=lr,
                         lr_schedule=p["lr_schedule"], seed=int(seed), device=device, binarize=binarize,
                         likelihood=likelihood, image_size=None if size == "auto" else int(size),

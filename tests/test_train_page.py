@@ -103,3 +103,35 @@ def test_public_mode_refuses_the_page_on_its_own(runs, monkeypatch, public):
         assert not runs.exists()  # nothing was scheduled either
     else:  # the same setup renders the page: the refusal above is the page's doing
         assert not at.error and [b.label for b in at.button] == ["Start job"]
+
+
+def test_a_family_is_trained_from_the_form_with_its_own_hyperparameters(runs):
+    """Picking beta-tcvae swaps β, its schedule and free bits for the family's own weights
+    (with its paper named); the job it starts runs that family with the edited weight and
+    finishes with a checkpoint that records it. A sprites preset starts the shipped recipe."""
+    import time
+
+    from vae_core.checkpoint import load_checkpoint
+    at = train_page()
+    at.selectbox(key="train_preset").set_value("Quick test (digits, about 10 s)").run()
+    labels = lambda: [w.label for w in at.number_input]  # noqa: E731
+    assert "β (KL weight)" in labels() and "tc-beta" not in labels()
+    at.selectbox(key="train_model_Quick test (digits, about 10 s)").set_value("beta-tcvae").run()
+    assert not at.exception
+    assert "tc-beta" in labels() and "β (KL weight)" not in labels() and "Free bits ε (nats per dim)" not in labels()
+    assert any("Chen, Li, Grosse & Duvenaud 2018" in c.value for c in at.caption)
+    next(w for w in at.number_input if w.label == "tc-beta").set_value(3.0)
+    at.button[0].click().run()
+    assert not at.exception and any("started" in s.value for s in at.success), [e.value for e in at.error]
+    job = refresh()[0]
+    args = job["args"]
+    assert args[args.index("--model") + 1] == "beta-tcvae" and args[args.index("--tc-beta") + 1] == "3.0"
+    assert "--beta" not in args and "--free-bits" not in args
+    assert "digits · beta-tcvae · z=2 · tc_alpha=1 · tc_beta=3 · tc_gamma=1" in job_summary(job)
+    deadline = time.time() + 120
+    while refresh()[0]["state"] in ("queued", "running") and time.time() < deadline:
+        time.sleep(1)
+    job = refresh()[0]
+    assert job["state"] == "done", job
+    ck = load_checkpoint(runs / job["id"])
+    assert ck.model_config.family == "beta-tcvae" and ck.config["training"]["family_params"]["tc_beta"] == 3.0

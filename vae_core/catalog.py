@@ -46,7 +46,7 @@ def _entry(key: str, path: Path, problems: list | None = None) -> ModelEntry | N
         model = cfg["model"]
         loss = cfg.get("metrics", {}).get("test_loss")
         return ModelEntry(key, path, str(cfg.get("dataset", {}).get("name", "unknown")),
-                          int(model["latent_dim"]), str(model.get("kind", "conv-vae")),
+                          int(model["latent_dim"]), str(model.get("family") or model.get("kind", "conv-vae")),
                           float(loss) if isinstance(loss, (int, float)) and not isinstance(loss, bool) else None)
     except VaeError as e:
         reason = str(e)

@@ -237,6 +237,12 @@ PRESETS = {
                                warmup_epochs=2.0, free_bits=0.0, extra_decoder_layer=False, batchnorm=False,
                                epochs=12, batch_size=128, lr=1e-3, lr_schedule="cosine", conv_channels="32,32",
                                limit=120_000),
+    # the shipped color-sprites-z10's recipe: the same on colour sprites with the Gaussian decoder
+    # (likelihood auto = the sigma-VAE for colour data); the KL warm-up matters more here
+    "color-sprites σ-VAE z=10": dict(dataset="color-sprites", model="conv-vae", latent_dim=10, beta=4.0,
+                                     beta_schedule="linear", warmup_epochs=2.0, free_bits=0.0,
+                                     extra_decoder_layer=False, batchnorm=False, epochs=12, batch_size=128,
+                                     lr=1e-3, lr_schedule="cosine", conv_channels="32,32", limit=120_000),
     # 10-12 s from start to done on 2 idle CPU cores (python -m vae_core.jobs start + wait);
     # 50-75 s on the same cores shared with three busy neighbours
     "Quick test (digits, about 10 s)": dict(dataset="digits", model="conv-vae", latent_dim=2, beta=0.5,
@@ -274,8 +280,13 @@ def job_settings(status: dict) -> dict:
         args, _ = parser.parse_known_args([str(a) for a in status["args"]])
     except (ValueError, TypeError):
         return {}
-    return dict(dataset=args.dataset, model=args.model, latent_dim=args.latent_dim, beta=args.beta,
-                epochs=args.epochs)
+    from vae_core.families import FAMILIES, family_flags
+    out = dict(dataset=args.dataset, model=args.model, latent_dim=args.latent_dim, beta=args.beta,
+               epochs=args.epochs)
+    if args.model in FAMILIES:  # its own weights (defaults filled in), not the plain ELBO's beta
+        given = {k: v for k, v in vars(args).items() if k in family_flags() and v is not None}
+        out["family_params"] = {**FAMILIES[args.model].defaults(), **given}
+    return out
 
 
 def _refuse(message: str):
@@ -287,7 +298,12 @@ def job_summary(status: dict) -> str:
     s = job_settings(status)
     if not s:
         return "settings unknown"
-    return f"{s['dataset']} · {s['model']} · z={s['latent_dim']} · β={s['beta']:g} · {s['epochs']} epoch" + "s" * (s["epochs"] != 1)
+    if "family_params" in s:  # e.g. tc_beta=6, tc_estimator=mss: the numbers only, the flags' names shortened
+        weights = " · ".join(f"{k}={v:g}" for k, v in s["family_params"].items() if isinstance(v, (int, float)))
+    else:
+        weights = f"β={s['beta']:g}"
+    return (f"{s['dataset']} · {s['model']} · z={s['latent_dim']} · {weights} · {s['epochs']} epoch"
+            + "s" * (s["epochs"] != 1))
 
 
 def read_metrics(folder) -> list[dict]:
