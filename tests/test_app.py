@@ -257,7 +257,7 @@ def test_pca_page_for_a_2d_model_points_to_explore():
 
 
 def test_every_shipped_model_renders_every_page():
-    for model in ("mnist-z2", "mnist-z16", "fashion-z2", "mnist-bin-z50"):
+    for model in ("mnist-z2", "mnist-z16", "fashion-z2", "mnist-bin-z50", "sprites-z10", "color-sprites-z10"):
         for page in ("pages/explore.py", "pages/grid.py", "pages/interpolate.py", "pages/pca.py", "pages/compare.py"):
             at = app(model, page)
             no_errors(at)
@@ -331,11 +331,12 @@ def test_a_model_name_from_a_link_is_shown_as_plain_text():
 
 @pytest.fixture(scope="module")
 def shaped_runs(tmp_path_factory):
-    """Two tiny runs of the new shapes: color-sprites at 32x32 (Gaussian likelihood) and
-    sprites at 64x64 (grey, four stride-2 convolutions)."""
+    """A tiny run of a shape no shipped model has: color-sprites at 32x32 (Gaussian
+    likelihood, three stride-2 convolutions). The 64x64 grey and colour shapes are the
+    shipped sprites-z10 and color-sprites-z10."""
     from vae_core.train import TrainConfig, train
     runs = tmp_path_factory.mktemp("shaped-runs")
-    for name, dataset, size, z in (("colour32", "color-sprites", 32, 3), ("grey64", "sprites", 64, 4)):
+    for name, dataset, size, z in (("colour32", "color-sprites", 32, 3),):
         train(TrainConfig(dataset=dataset, limit=256, test_limit=32, epochs=1, batch_size=64, latent_dim=z,
                           hidden=32, image_size=size, device="cpu", precision="fp32", out=str(runs / name)),
               progress=False)
@@ -343,19 +344,19 @@ def shaped_runs(tmp_path_factory):
 
 
 def test_every_page_renders_colour_and_64_pixel_models(shaped_runs, cache_root, monkeypatch):
-    """Every page on a colour model and a 64x64 one; the explorer's picture is the model's
-    decode in colour and its size; an upload is framed for the model's shape."""
+    """Every page on a 32x32 colour model (the 64x64 shipped ones: test_every_shipped_model_
+    renders_every_page); on all three the explorer's picture is the model's decode in colour
+    and its size, and an upload is framed for the model's shape."""
     import io
 
     from PIL import Image
     monkeypatch.setenv("VAE_RUNS_DIR", str(shaped_runs))
-    for run, shape in (("colour32", (32, 32, 3)), ("grey64", (64, 64))):
-        for page in ("pages/explore.py", "pages/grid.py", "pages/interpolate.py", "pages/pca.py",
-                     "pages/compare.py"):
-            at = app(f"runs/{run}", page)
-            no_errors(at)
-        at = app(f"runs/{run}", "pages/explore.py")
-        ck = load_checkpoint(shaped_runs / run)
+    for page in ("pages/explore.py", "pages/grid.py", "pages/interpolate.py", "pages/pca.py", "pages/compare.py"):
+        no_errors(app("runs/colour32", page))
+    for model, shape in (("runs/colour32", (32, 32, 3)), ("sprites-z10", (64, 64)),
+                         ("color-sprites-z10", (64, 64, 3))):
+        at = app(model, "pages/explore.py")
+        ck = load_checkpoint(shaped_runs / "colour32" if model.startswith("runs/") else REPO / "checkpoints" / model)
         data = explorer_data(at)
         assert data_pixels(data).shape == shape
         assert np.array_equal(data_pixels(data), decode(ck.model, np.asarray(data["z"], np.float32)))
@@ -370,13 +371,12 @@ def test_every_page_renders_colour_and_64_pixel_models(shaped_runs, cache_root, 
         assert f"preprocessed ({shape[1]}×{shape[0]})" in captions, captions
 
 
-def test_sprites_points_are_coloured_by_any_factor(shaped_runs, cache_root, monkeypatch):
+def test_sprites_points_are_coloured_by_any_factor(cache_root):
     """A sprites model's scatter colours its points by a chosen generative factor: the
     labels in the points file are that factor of each test image (x in 10 ordered steps,
     scale by value), the legend names the steps; no training-set toggle (727,280 images)."""
     from vae_core.data import load_dataset
-    monkeypatch.setenv("VAE_RUNS_DIR", str(shaped_runs))
-    at = app("runs/grey64", "pages/explore.py")
+    at = app("sprites-z10", "pages/explore.py")
     assert at.selectbox(key="colour_by").value == "shape"
     assert not [t for t in at.toggle if t.key == "with_train"]
     factors = load_dataset("sprites", "test").factors

@@ -512,31 +512,41 @@ def test_a_run_deleted_while_viewed_is_said_on_the_next_page(browser, tmp_path):
 
 
 def test_a_colour_64_pixel_model_decodes_in_colour_in_the_browser(browser, tmp_path):
-    """A color-sprites model at 64x64 (trained here, tiny): slider presses decode in the
-    browser (its decoder draws three channels), the picture is colour, 64x64, equals the
-    model's decode(z) and has the scatter's size; the scatter colours points by shape."""
+    """The shipped color-sprites-z10: slider presses decode in the browser (its decoder
+    draws three channels), the picture is colour, 64x64, equals the model's decode(z) and
+    has the scatter's size; the scatter colours points by shape."""
+    from tests.conftest import REPO
     from vae_core.checkpoint import load_checkpoint
     from vae_core.images import decode
-    from vae_core.train import TrainConfig, train
-    runs = tmp_path / "runs"
-    train(TrainConfig(dataset="color-sprites", limit=256, test_limit=32, epochs=1, batch_size=64, latent_dim=3,
-                      hidden=32, image_size=64, device="cpu", precision="fp32", out=str(runs / "c64")),
-          progress=False)
-    ck = load_checkpoint(runs / "c64")
-    with app_server({"VAE_RUNS_DIR": str(runs), "VAE_CACHE_DIR": str(tmp_path / "cache")}) as url:
+    from vae_core.data import load_dataset
+    from vae_core.latents import load_cached_latents
+    ck = load_checkpoint(REPO / "checkpoints" / "color-sprites-z10")
+    # start at a big test sprite's z (the link carries it): this model's z = 0 decodes to black,
+    # its test means spread ~2 around the origin (README, Shipped models)
+    scale = load_dataset("color-sprites", "test").factors[:200, 1]
+    mu = load_cached_latents(ck.hash, "test", REPO / "cache").mu[int(np.argmax(scale))]
+    start = np.round(np.clip(mu, -2.5, 2.5) / 0.05) * 0.05
+    link = ",".join(f"{v:.2f}" for v in start)
+    with app_server({"VAE_RUNS_DIR": str(tmp_path / "runs"), "VAE_CACHE_DIR": str(tmp_path / "cache")}) as url:
         ctx = browser.new_context(viewport={"width": 1400, "height": 900})
         pg = ctx.new_page()
-        open_explorer(pg, f"{url}/explore?model=runs/c64")
+        open_explorer(pg, f"{url}/explore?model=color-sprites-z10&z={link}")
         assert pg.evaluate("(h) => !!(window.__vaeDecoders && window.__vaeDecoders[h])", ck.hash)
-        press(pg, "z[0]", "ArrowRight", 6)
-        press(pg, "z[2]", "ArrowLeft", 4)
+        # the sliders shown by default are the dims that carry the most KL: take the first two
+        a, b = [int(n.strip("z[]")) for n in pg.evaluate(
+            "() => [...document.querySelectorAll('.vle input[type=range]')].map(e => e.getAttribute('aria-label'))")[:2]]
+        press(pg, f"z[{a}]", "ArrowRight", 6)
+        press(pg, f"z[{b}]", "ArrowLeft", 4)
         z = settled_z(pg)
-        assert z[0] == pytest.approx(0.3) and z[2] == pytest.approx(-0.2)
+        assert z[a] == pytest.approx(start[a] + 0.3, abs=1e-3) and z[b] == pytest.approx(start[b] - 0.2, abs=1e-3)
         src = decoded_image(pg).get_attribute("src")
         shown = np.asarray(Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))).convert("RGB")).astype(int)
         want = decode(ck.model, np.asarray(z, np.float32)).astype(int)
         assert shown.shape == want.shape == (64, 64, 3)
         assert np.abs(shown - want).max() <= 1  # the browser's float64 loop vs PyTorch's float32
+        ink = shown.max(-1) > 100
+        # drawn as RGB, not grey (the model's colours are pale: README, Shipped models)
+        assert ink.sum() > 20 and np.abs(shown[ink] - shown[ink].mean(-1, keepdims=True)).max() > 5
         boxes = pg.evaluate("""() => { const r = document.querySelector('.vle');
           const b = (e) => { const q = e.getBoundingClientRect(); return [q.width, q.height]; };
           return {plot: b(r.querySelector('.vle-points')), img: b(r.querySelector('img[alt="decode(z)"]'))}; }""")
