@@ -586,3 +586,11 @@ def latent_view(key: str, ckpt, sliders: list[dict], plane: Plane | None, captio
 def show_error(e: Exception) -> None:
     """Show a user-facing error without a traceback."""
     st.error(str(e), icon="⚠️")
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def get_cached_logvar(ckpt_hash: str, split: str = "test"):
+    """The cached posterior log-variances (N, D) beside get_cached_latents' means (shared,
+    read-only), or None: an autoencoder has none, or the split is not cached yet."""
+    lat = load_cached_latents(ckpt_hash, split)
+    return None if lat is None or lat.logvar is None else _shared(lat.logvar)[0]
