@@ -76,13 +76,22 @@ def percentile(values, q):
     return values[lo] + (values[hi] - values[lo]) * (k - lo)
 
 
+def latent_dim(model: str) -> int:
+    """The model's z length, from its config.json: links must carry a z of that length."""
+    import json
+    repo = Path(__file__).resolve().parent.parent
+    folder = repo / model if model.startswith("runs/") else repo / "checkpoints" / model
+    return int(json.loads((folder / "config.json").read_text())["model"]["latent_dim"])
+
+
 def measure(pw, model: str, moves: int, env: dict) -> dict:
+    rest = ",0.000" * (latent_dim(model) - 1)  # z[0] is the one that moves
     browser = launch_chromium(pw)
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     t_spawn = time.perf_counter()
     z0 = -0.75
     with app_server(env=env) as url:
-        page.goto(f"{url}/?model={model}&z={z0:.3f},0.000")
+        page.goto(f"{url}/?model={model}&z={z0:.3f}{rest}")
         page.wait_for_function(NEW_IMAGE_JS, arg="none", timeout=120_000, polling="raf")
         cold = time.perf_counter() - t_spawn
         # the scatter's points and (as shipped) the browser's decoder have arrived
@@ -112,7 +121,7 @@ def measure(pw, model: str, moves: int, env: dict) -> dict:
         confirmed = [r["confirmed"] for r in recs if r["shown"] is not None and r["confirmed"] is not None]
 
         # a burst: 60 presses at 20 per second from z[0] = -1.5; every one should count
-        page.goto(f"{url}/?model={model}&z=-1.500,0.000")
+        page.goto(f"{url}/?model={model}&z=-1.500{rest}")
         page.wait_for_function(NEW_IMAGE_JS, arg="none", timeout=120_000, polling="raf")
         time.sleep(1.0)
         slider = page.get_by_role("slider", name="z[0]")
