@@ -207,5 +207,5 @@ def test_disentanglement_scores_join_the_evaluation_of_a_sprites_model(tmp_path)
     with pytest.raises(VaeError, match="no ground-truth factors"):
         evaluate_checkpoint(REPO / "checkpoints" / "mnist-z2", limit=5, iw_samples=1, save=False,
                             disentanglement="quick")
-    assert "disentanglement" not in evaluate_checkpoint(REPO / "checkpoints" / "mnist-z2", limit=5,
-                                                        iw_samples=1, save=False)  # auto: off without factors
+    assert "disentanglement" not in evaluate_checkpoint(REPO / "checkpoints" / "mnist-z2", limit=5, iw_samples=1,
+                                                        save=False, disentanglement="auto")  # off without factors
