@@ -242,12 +242,17 @@ def has_factors(dataset: str) -> bool:
     return dataset in SPRITE_NAMES
 
 
+def takes_factor_images(ckpt) -> bool:
+    """Whether the model takes the sprites as the factors describe them: 64x64, the dataset's own channels."""
+    return ckpt.model_config.image_shape == (3 if ckpt.dataset == "color-sprites" else 1, 64, 64)
+
+
 def disentanglement_scores(ckpt, counts: dict, seed: int = 0) -> dict:
     """The metrics of vae_core.disentanglement on the checkpoint's factor dataset."""
     from vae_core.disentanglement import all_metrics, representation_of, sprites_factor_data
     if not has_factors(ckpt.dataset):
         raise VaeError(f"{ckpt.dataset} has no ground-truth factors: disentanglement needs sprites or color-sprites.")
-    if ckpt.model_config.image_shape != (3 if ckpt.dataset == "color-sprites" else 1, 64, 64):
+    if not takes_factor_images(ckpt):
         raise VaeError(f"Disentanglement is scored on the sprites at their own 64x64 shape; this model takes "
                        f"{'x'.join(map(str, ckpt.model_config.image_shape))}.")
     data = sprites_factor_data(colour=ckpt.dataset == "color-sprites")
@@ -271,8 +276,7 @@ def evaluate_checkpoint(folder, *, split: str = "test", data_root=None, limit: i
         raise VaeError(f"--disentanglement must be auto, off, quick or full (got {disentanglement!r}).")
     ckpt = load_checkpoint(folder)
     if disentanglement == "auto":
-        native = ckpt.model_config.image_shape[1:] == (64, 64)  # the factors describe the 64x64 sprites
-        disentanglement = "quick" if has_factors(ckpt.dataset) and native else "off"
+        disentanglement = "quick" if has_factors(ckpt.dataset) and takes_factor_images(ckpt) else "off"
     counts = (disentanglement if isinstance(disentanglement, dict) else
               DISENTANGLEMENT_COUNTS.get(disentanglement))  # None: off
     images, binarized = evaluation_images(ckpt, split, data_root, limit)

@@ -406,6 +406,17 @@ _DIP = ("lambda_od, weight of the squared off-diagonal covariances",
         "lambda_d, weight of the squared distances of the variances from 1 (disentanglement_lib runs "
         "the paper with 10 x lambda_od for type I, lambda_od for type II)")
 
+def _dip_family(variant: str, idea: str, lambda_d: float) -> Family:
+    """DIP-VAE-I or -II: one paper, one penalty, two covariances (and their lambda_d defaults)."""
+    return Family(f"dip-vae-{variant}", lambda b, hp: dip_vae_objective(b, hp, variant),
+                  paper="Kumar, Sattigeri & Balakrishnan 2018, Variational Inference of Disentangled Latent "
+                        "Concepts from Unlabeled Observations",
+                  idea=idea,
+                  params=(Param("dip_lambda_od", 10.0, "dip-vae: " + _DIP[0], **_W),
+                          Param("dip_lambda_d", lambda_d, "dip-vae: " + _DIP[1], **_W)),
+                  terms=("dip", "dip_off_diag", "dip_diag"))
+
+
 # Defaults, and where they come from:
 #   tc_*        alpha = gamma = 1 (the paper's beta-TCVAE), beta = 6, inside the 1..10 that
 #               disentanglement_lib sweeps (google-research, unsupervised_study_v1). Estimator: mss, though
@@ -441,20 +452,8 @@ FAMILIES: dict[str, Family] = {f.name: f for f in [
                    Param("disc_lr", 1e-4, "factor-vae: discriminator Adam learning rate (betas 0.5, 0.9)",
                          above_low=True)),
            terms=("tc", "disc_loss", "disc_acc"), make_aux=make_discriminator),
-    Family("dip-vae-i", lambda b, hp: dip_vae_objective(b, hp, "i"),
-           paper="Kumar, Sattigeri & Balakrishnan 2018, Variational Inference of Disentangled Latent "
-                 "Concepts from Unlabeled Observations",
-           idea="push the covariance of the posterior means, Cov[E[z|x]], to the identity",
-           params=(Param("dip_lambda_od", 10.0, "dip-vae: " + _DIP[0], **_W),
-                   Param("dip_lambda_d", 100.0, "dip-vae: " + _DIP[1], **_W)),
-           terms=("dip", "dip_off_diag", "dip_diag")),
-    Family("dip-vae-ii", lambda b, hp: dip_vae_objective(b, hp, "ii"),
-           paper="Kumar, Sattigeri & Balakrishnan 2018, Variational Inference of Disentangled Latent "
-                 "Concepts from Unlabeled Observations",
-           idea="push the covariance of q(z), Cov[mu] + E[diag sigma^2], to the identity",
-           params=(Param("dip_lambda_od", 10.0, "dip-vae: " + _DIP[0], **_W),
-                   Param("dip_lambda_d", 10.0, "dip-vae: " + _DIP[1], **_W)),
-           terms=("dip", "dip_off_diag", "dip_diag")),
+    _dip_family("i", "push the covariance of the posterior means, Cov[E[z|x]], to the identity", lambda_d=100.0),
+    _dip_family("ii", "push the covariance of q(z), Cov[mu] + E[diag sigma^2], to the identity", lambda_d=10.0),
     Family("info-vae", info_vae_objective,
            paper="Zhao, Song & Ermon 2019, InfoVAE: Balancing Learning and Inference in VAEs",
            idea="recon + (1 - alpha) KL + (alpha + lambda - 1) MMD(q(z), p(z))",
