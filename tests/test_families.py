@@ -77,7 +77,10 @@ def _objective(model, x, family, hp, dataset_size, aux=None, seed=123):
     """The family's objective on a fixed batch with fixed noise (the same draw before and after)."""
     g = torch.Generator().manual_seed(seed)
     mu, logvar = model.encode(x)
-    z = mu + torch.randn(mu.shape, generator=g) * torch.exp(0.5 * logvar)
+    if model.discrete:  # fsq's encode is on its grid already; vq-vae's codes (no EMA step in eval)
+        z = model.quantizer.snap(mu)
+    else:
+        z = mu + torch.randn(mu.shape, generator=g) * torch.exp(0.5 * logvar)
     torch.manual_seed(seed)  # info-vae's prior draws
     terms = FAMILIES[family].objective(Batch(model.decode(z), x, mu, logvar, z, dataset_size=dataset_size,
                                              aux=aux), hp)
@@ -92,7 +95,8 @@ def test_each_family_trains_through_the_cli_lowers_its_objective_and_round_trips
     ck = load_checkpoint(folder)                       # what the app's pages load
     config = json.loads((folder / "config.json").read_text())
     hp = config["training"]["family_params"]
-    assert config["model"]["family"] == family == ck.model_config.family and ck.model_config.kind == "conv-vae"
+    assert config["model"]["family"] == family == ck.model_config.family
+    assert ck.model_config.kind == FAMILIES[family].kind == ("conv-ae" if family in ("fsq", "vq-vae") else "conv-vae")
     assert hp == resolve_params(family, {"disc_hidden": 32, "disc_layers": 2} if family == "factor-vae" else {})
     assert ("delta" in config["model"]) == (family == "delta-vae")
 
@@ -107,14 +111,16 @@ def test_each_family_trains_through_the_cli_lowers_its_objective_and_round_trips
 
     # the loaded model is a plain encoder/decoder
     mu, logvar = ck.model.encode(held_out[:5])
-    assert mu.shape == logvar.shape == (5, 4)
+    assert mu.shape == (5, 4) and (logvar is None) == bool(ck.model.discrete)
+    assert logvar is None or logvar.shape == (5, 4)
     assert ck.model.decode(torch.zeros(3, 4)).shape == (3, 1, 28, 28)
 
     # metrics.jsonl keeps its keys and adds the family's own terms, every epoch
     lines = [json.loads(l) for l in (folder / "metrics.jsonl").read_text().splitlines()]
     assert [l["epoch"] for l in lines] == list(range(1, EPOCHS + 1))
+    codebook = ("codebook_usage", "perplexity") if ck.model.discrete else ()
     for key in ("loss", "recon", "kl", "kl_per_dim", "test_loss", "test_kl_per_dim", "active_units",
-                *FAMILIES[family].terms):
+                *FAMILIES[family].terms, *codebook):
         assert key in lines[-1] and all(math.isfinite(v) for v in np.ravel(lines[-1][key]))
     assert lines[-1]["loss"] < lines[0]["loss"]
     print(f"\n{family}: objective {before['loss']:.1f} -> {after['loss']:.1f}; last epoch "
@@ -143,9 +149,11 @@ def test_every_family_steps_on_every_image_shape(channels, size):
     for family in FAMILY_MODELS:
         torch.manual_seed(0)
         hp = resolve_params(family, {"disc_hidden": 8, "disc_layers": 1} if family == "factor-vae" else {})
-        cfg = ModelConfig(latent_dim=3, hidden=16, channels=(4, 8), image_channels=channels, image_size=size,
+        discrete = {"fsq": dict(levels=(5, 4, 3)), "vq-vae": dict(codebook_size=16, code_dim=1)}.get(family, {})
+        cfg = ModelConfig(kind=FAMILIES[family].kind, latent_dim=3, hidden=16, channels=(4, 8),
+                          image_channels=channels, image_size=size,
                           likelihood="gaussian" if channels == 3 else "bernoulli", family=family,
-                          delta=hp.get("delta"))
+                          delta=hp.get("delta"), **discrete)
         model = build_model(cfg)
         aux = FAMILIES[family].make_aux(3, hp, "cpu") if FAMILIES[family].make_aux else None
         x = torch.rand(6, channels, size, size)

@@ -18,11 +18,17 @@ from them), the terms it logs and its paper. Add a family by adding both.
     dip-vae-ii   Kumar et al. 2018              push Cov[q(z)] = Cov[mu] + E[diag sigma^2] to I
     info-vae     Zhao et al. 2019               match the aggregate q(z) to p(z) with an MMD
     delta-vae    Razavi et al. 2019             forbid posteriors within delta nats of the prior
+    vq-vae       van den Oord et al. 2017       a conv-ae whose code slots snap to the nearest of K
+                                                codebook vectors (EMA-updated), plus commitment
+    fsq          Mentzer et al. 2023            a conv-ae whose channels are bounded and rounded to
+                                                a few levels each: a fixed grid, no codebook to learn
 
 The checkpoint of every family is a plain encoder/decoder (decode(z), encode(x) ->
 (mu, logvar)); only delta-vae changes the encoder's output (its variance ceiling,
 applied in models.py), and FactorVAE's discriminator is saved beside the model as
-discriminator.safetensors, which the app's loader never reads.
+discriminator.safetensors, which the app's loader never reads. vq-vae and fsq train a
+conv-ae (no posterior variance, no KL) with a quantizer between encoder and decoder
+(quantizers.py): their latents are discrete, and their checkpoints say how (levels, codebook).
 
 The reconstruction and KL are per image (summed over pixels and dimensions, averaged over
 the batch) as in losses.vae_loss; TC, MMD and the DIP covariances are statistics of the
@@ -338,6 +344,39 @@ def delta_vae_objective(b: Batch, hp: dict) -> dict:
     return _terms(recon + kl_dims.sum(), recon, kl_dims, kl_min=kl_min.detach())
 
 
+# ---------------------------------------------------------------- VQ-VAE and FSQ
+
+def _no_kl(b: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """recon, and a KL of zero per dimension: a deterministic code has no posterior to compare."""
+    return recon_nll(b.logits, b.target, b.log_sigma).mean(), torch.zeros(b.mu.shape[1], device=b.mu.device)
+
+
+def vq_vae_objective(b: Batch, hp: dict) -> dict:
+    # van den Oord et al. 2017: recon through the straight-through codes, plus beta * |z_e - sg(e)|^2
+    # so the encoder commits to its codes. The codebook term of the paper is replaced by the EMA
+    # update (its appendix), which quantizers.VectorQuantizer runs in the forward pass.
+    recon, kl_dims = _no_kl(b)
+    commit = (b.mu - b.z.detach()).pow(2).sum(1).mean()
+    return _terms(recon + hp["vq_commitment"] * commit, recon, kl_dims, commit=commit)
+
+
+def fsq_objective(b: Batch, hp: dict) -> dict:
+    # Mentzer et al. 2023: the grid is fixed and every point of it is reachable, so there is no
+    # codebook loss, no commitment and no collapse to fight: the reconstruction is the whole loss.
+    recon, kl_dims = _no_kl(b)
+    return _terms(recon, recon, kl_dims)
+
+
+def configure_vq(model, hp: dict) -> None:
+    """The EMA's decay and the restart threshold are training settings, not part of the model."""
+    model.quantizer.decay, model.quantizer.restart = hp["vq_decay"], hp["vq_restart"]
+
+
+def _levels_text(text) -> str:
+    from vae_core.quantizers import parse_levels
+    return ",".join(map(str, parse_levels(text)))
+
+
 # ---------------------------------------------------------------- the registry
 
 @dataclass(frozen=True)
@@ -350,6 +389,7 @@ class Param:
     low: float | None = 0.0          # the smallest value allowed (inclusive); None: any
     high: float | None = None        # the largest (inclusive)
     above_low: bool = False          # low itself is refused
+    parse: Callable[[str], str] | None = None  # a text value's check: its canonical form, or VaeError
 
     @property
     def flag(self) -> str:
@@ -361,6 +401,8 @@ class Param:
 
     def check(self, value):
         """The value, converted, or VaeError in one sentence."""
+        if self.parse is not None:
+            return self.parse(value)
         if self.choices:
             if value not in self.choices:
                 raise VaeError(f"{self.flag} must be one of {', '.join(self.choices)} (got {value!r}).")
@@ -389,6 +431,8 @@ class Family:
     terms: tuple[str, ...] = ()      # the family's own terms, averaged per epoch into metrics.jsonl
     make_aux: Callable | None = None  # (latent_dim, hp, device) -> a module with update(z) and save(folder)
     check: Callable[[dict], str | None] | None = None  # a rule across params; returns the complaint
+    kind: str = "conv-vae"           # the architecture it trains
+    configure: Callable | None = None  # (model, hp): set the model's training-only settings
 
     def defaults(self) -> dict:
         return {p.name: p.default for p in self.params}
@@ -430,6 +474,10 @@ def _dip_family(variant: str, idea: str, lambda_d: float) -> Family:
 #   info_*      alpha = 0, lambda = 1000: the full KL plus a strong MMD; alpha = 1 drops the KL
 #               altogether (the pure MMD-VAE). Weights of an MMD, so they depend on the kernel scale.
 #   delta       0.1 nats per dimension: a floor that rules out collapse without costing much rate.
+#   vq_*        commitment 0.25 and EMA decay 0.99 (the paper); K = 512 (the paper's ImageNet codebook);
+#               e = 4: this encoder ends in a vector, not a feature map, so a slot is a short piece of it.
+#               Restart under 1 encoding per step: Jukebox's threshold (Dhariwal et al. 2020).
+#   fsq_levels  8,5,5,5: the paper's 1,000-code configuration (its Table 1, |C| = 2^10).
 FAMILIES: dict[str, Family] = {f.name: f for f in [
     Family("vae", elbo_objective,
            paper="Kingma & Welling 2014, Auto-Encoding Variational Bayes; Higgins et al. 2017, beta-VAE",
@@ -468,6 +516,23 @@ FAMILIES: dict[str, Family] = {f.name: f for f in [
            params=(Param("delta", 0.1, "delta-vae: committed rate in nats per latent dimension",
                          low=0.0, above_low=True, high=MAX_DELTA),),
            terms=("kl_min",)),
+    Family("vq-vae", vq_vae_objective, kind="conv-ae", configure=configure_vq,
+           paper="van den Oord, Vinyals & Kavukcuoglu 2017, Neural Discrete Representation Learning",
+           idea="z is latent_dim / code_dim slots, each snapped to the nearest of K codebook vectors",
+           params=(Param("codebook_size", 512, "vq-vae: K, the number of codebook vectors", low=2, high=8192),
+                   Param("code_dim", 4, "vq-vae: e, the length of one code; z has latent_dim / e slots",
+                         low=1, high=1024),
+                   Param("vq_commitment", 0.25, "vq-vae: beta, weight of the commitment |z_e - sg(e)|^2", **_W),
+                   Param("vq_decay", 0.99, "vq-vae: decay of the codebook's exponential moving averages",
+                         low=0.0, high=0.9999),
+                   Param("vq_restart", 1.0, "vq-vae: restart a code whose average use falls under this many "
+                         "encodings per step (0: never)", **_W)),
+           terms=("commit",)),
+    Family("fsq", fsq_objective, kind="conv-ae",
+           paper="Mentzer, Minnen, Agustsson & Tschannen 2023, Finite Scalar Quantization: VQ-VAE Made Simple",
+           idea="bound each latent channel with tanh and round it to a few levels: an implicit product codebook",
+           params=(Param("fsq_levels", "8,5,5,5", "fsq: levels per latent channel, one per --latent-dim "
+                         "(or one number for all); the paper's 8,5,5,5 is 1,000 codes", parse=_levels_text),)),
 ]}
 
 # the names --model takes besides the four architectures; "vae" is what those four train

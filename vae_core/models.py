@@ -26,8 +26,9 @@ per pixel, with one log sigma shared by all pixels, set to its analytic optimum
 sigmoid(decode(z)) is the picture.
 
 Family (families.py): the objective a conv-vae was trained with. It leaves the network
-alone, with one exception: delta-vae caps each posterior variance (see encode), so its
-model must know delta to encode the way it was trained. A config without a family is
+alone, with three exceptions: delta-vae caps each posterior variance (see encode), so its
+model must know delta to encode the way it was trained; fsq and vq-vae are conv-aes with
+a discrete bottleneck (quantizers.py) that encode and decode pass z through. A config without a family is
 "vae", today's objective, and writes no family key, so older folders read and write unchanged.
 """
 from __future__ import annotations
@@ -39,6 +40,7 @@ from torch import nn
 
 from vae_core import VaeError
 from vae_core.families import FAMILIES, MAX_DELTA, delta_logvar_ceiling
+from vae_core.quantizers import MAX_CODEBOOK, build_quantizer, parse_levels
 
 MODEL_KINDS = ("conv-vae", "conv-ae", "linear-vae", "linear-ae")
 LIKELIHOODS = ("bernoulli", "gaussian")
@@ -83,9 +85,16 @@ class ModelConfig:
     # nats per dimension. Written to config.json only when not the defaults.
     family: str = "vae"
     delta: float | None = None
+    # The discrete bottlenecks (quantizers.py): fsq's levels per latent channel, vq-vae's
+    # codebook size K and code length e (z is latent_dim / e slots of e numbers).
+    levels: tuple[int, ...] | None = None
+    codebook_size: int | None = None
+    code_dim: int | None = None
 
     def __post_init__(self):
         self.channels = tuple(int(c) for c in self.channels)
+        if self.levels is not None and isinstance(self.levels, (list, tuple)):
+            self.levels = tuple(self.levels)
         self.validate()
 
     def validate(self) -> None:
@@ -106,14 +115,36 @@ class ModelConfig:
             conv_depth(self.image_size)
         if not isinstance(self.family, str) or self.family not in FAMILIES:
             raise VaeError(f"Unknown model family {self.family!r}: choose one of {', '.join(FAMILIES)}.")
-        if self.family != "vae" and self.kind != "conv-vae":
-            raise VaeError(f"The {self.family} family trains a conv-vae, not a {self.kind}.")
+        if self.family != "vae" and self.kind != FAMILIES[self.family].kind:
+            raise VaeError(f"The {self.family} family trains a {FAMILIES[self.family].kind}, not a {self.kind}.")
         if (self.delta is not None) != (self.family == "delta-vae"):
             raise VaeError("delta (the committed rate) belongs to the delta-vae family and it needs one.")
         if self.delta is not None:
             if isinstance(self.delta, bool) or not isinstance(self.delta, (int, float)) \
                     or not 0 < self.delta <= MAX_DELTA:
                 raise VaeError(f"delta must be a number of nats in (0, {MAX_DELTA:g}], got {self.delta!r}.")
+        if (self.levels is not None) != (self.family == "fsq"):
+            raise VaeError("levels belong to the fsq family and it needs them.")
+        if self.levels is not None:
+            if not all(isinstance(n, int) and not isinstance(n, bool) for n in self.levels):
+                raise VaeError(f"FSQ levels must be whole numbers, got {self.levels!r}.")
+            parse_levels(",".join(map(str, self.levels)))
+            if len(self.levels) != self.latent_dim:
+                raise VaeError(f"fsq has one latent channel per level count: levels "
+                               f"{','.join(map(str, self.levels))} make {len(self.levels)} channels, not "
+                               f"--latent-dim {self.latent_dim}. Set --latent-dim {len(self.levels)}, or give "
+                               f"one level count for every channel (--fsq-levels 5).")
+        vq = (self.codebook_size, self.code_dim)
+        if (vq != (None, None)) != (self.family == "vq-vae"):
+            raise VaeError("codebook_size and code_dim belong to the vq-vae family and it needs both.")
+        if self.family == "vq-vae":
+            if not all(isinstance(v, int) and not isinstance(v, bool) for v in vq) \
+                    or not 2 <= self.codebook_size <= MAX_CODEBOOK or self.code_dim < 1:
+                raise VaeError(f"vq-vae needs a codebook of 2 to {MAX_CODEBOOK} codes and a code length >= 1 "
+                               f"(got {self.codebook_size!r} and {self.code_dim!r}).")
+            if self.latent_dim % self.code_dim:
+                raise VaeError(f"vq-vae splits z into slots of --code-dim {self.code_dim} numbers: --latent-dim "
+                               f"{self.latent_dim} must be a multiple of it (e.g. {self.code_dim * 4}).")
 
     @property
     def variational(self) -> bool:
@@ -135,8 +166,11 @@ class ModelConfig:
         d["channels"] = list(self.channels)
         if self.family == "vae":  # today's objective: the config reads exactly as before families
             del d["family"]
-        if self.delta is None:
-            del d["delta"]
+        for k in ("delta", "levels", "codebook_size", "code_dim"):
+            if d[k] is None:
+                del d[k]
+        if self.levels is not None:
+            d["levels"] = list(self.levels)
         return d
 
     @classmethod
@@ -249,6 +283,10 @@ class AutoEncoder(nn.Module):
         # delta-vae: the ceiling on log sigma^2 that keeps every dimension's KL >= delta (a float,
         # not a buffer: it follows from the config, and the state dict stays that of a conv-vae)
         self.logvar_ceiling = delta_logvar_ceiling(cfg.delta) if cfg.delta is not None else None
+        # fsq / vq-vae: the discrete bottleneck between encoder and decoder (quantizers.py). The
+        # attribute exists only for them, so other models' state dicts are what they were.
+        if (quantizer := build_quantizer(cfg)) is not None:
+            self.quantizer = quantizer
 
     @property
     def latent_dim(self) -> int:
@@ -272,10 +310,17 @@ class AutoEncoder(nn.Module):
             return None
         return self.log_sigma.clamp(min=MIN_LOG_SIGMA)
 
+    @property
+    def discrete(self) -> str | None:
+        """"fsq" or "vq" for a model with a discrete bottleneck, else None."""
+        return None if self.config.family not in ("fsq", "vq-vae") else self.config.family.replace("-vae", "")
+
     def encode(self, x):
         h = self.encoder(x)
+        if self.discrete == "fsq":
+            return self.quantizer(h), None  # on the grid already
         if not self.variational:
-            return h, None
+            return h, None                  # (vq-vae: z_e, before the codebook)
         mu, logvar = h.chunk(2, dim=1)
         if self.logvar_ceiling is not None:
             # delta-VAE (Razavi et al. 2019): a smooth cap, c - softplus(c - raw): the identity well
@@ -287,12 +332,17 @@ class AutoEncoder(nn.Module):
         return mu, logvar.clamp(-30.0, 20.0)
 
     def decode(self, z):
+        if self.discrete:  # any z decodes as its nearest grid point or codes
+            z = self.quantizer.snap(z)
         return self.decoder(z)
 
     def forward(self, x):
         mu, logvar = self.encode(x)
-        z = mu if logvar is None else mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
-        return self.decode(z), mu, logvar, z
+        if self.discrete == "vq":
+            z = self.quantizer(mu)  # nearest codes, straight-through; trains the codebook's EMA
+        else:
+            z = mu if logvar is None else mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        return self.decoder(z), mu, logvar, z
 
 
 # The four names of the AE-vs-VAE comparison; each is the same class with a fixed kind.

@@ -57,6 +57,7 @@ from vae_core.families import FAMILIES, FAMILY_MODELS, Batch, family_flags, reso
 from vae_core.losses import (BETA_SCHEDULES, active_units, beta_at, capacity_at, check_finite, optimal_log_sigma,
                              vae_loss)
 from vae_core.models import LIKELIHOODS, MAX_IMAGE_SIZE, MIN_LOG_SIGMA, MODEL_KINDS, AutoEncoder, ModelConfig, build_model
+from vae_core.quantizers import parse_levels
 
 LR_SCHEDULES = ("constant", "cosine")
 MODEL_CHOICES = MODEL_KINDS + FAMILY_MODELS
@@ -150,8 +151,8 @@ class TrainConfig:
 
     @property
     def architecture(self) -> str:
-        """Every family trains the ConvVAE."""
-        return "conv-vae" if self.model in FAMILY_MODELS else self.model
+        """The network a family trains: the ConvVAE, or the ConvAE for the discrete ones."""
+        return FAMILIES[self.model].kind if self.model in FAMILY_MODELS else self.model
 
     def family_hparams(self) -> dict:
         """The family's hyperparameters, defaults filled in; VaeError for one that is not its own."""
@@ -169,12 +170,15 @@ class TrainConfig:
         c, h, w = image_shape
         if h != w:
             raise VaeError(f"Images must be square; the data is {h}x{w}.")
+        hp = self.family_hparams()
+        levels = parse_levels(hp["fsq_levels"], self.latent_dim) if "fsq_levels" in hp else None
         return ModelConfig(kind=self.architecture, latent_dim=self.latent_dim,
                            extra_decoder_layer=self.extra_decoder_layer,
                            batchnorm=self.batchnorm, hidden=self.hidden,
                            channels=_conv_channels(self.conv_channels) or (32, 64),
                            image_channels=c, image_size=h, likelihood=self.resolved_likelihood(c),
-                           family=self.family, delta=self.family_hparams().get("delta"))
+                           family=self.family, delta=hp.get("delta"), levels=levels,
+                           codebook_size=hp.get("codebook_size"), code_dim=hp.get("code_dim"))
 
     def to_dict(self) -> dict:
         """The training section of config.json: a family's run records all its hyperparameters
@@ -340,6 +344,8 @@ def train(cfg: TrainConfig, command: str | None = None, progress: bool = True,
     family = FAMILIES[cfg.family]
     hp = cfg.family_hparams()
     model = build_model(model_config).to(device)
+    if family.configure:
+        family.configure(model, hp)
     model = cpu_fast_layout(model, device)
     step_fn = torch.compile(model) if cfg.compile else model
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
@@ -423,6 +429,8 @@ def train(cfg: TrainConfig, command: str | None = None, progress: bool = True,
             mse = sq_err / (n * math.prod(shape))
             model.log_sigma.fill_(float((0.5 * torch.log(mse.clamp(min=1e-30))).clamp(min=MIN_LOG_SIGMA)))
 
+        # fsq / vq-vae: how much of the codebook this epoch's training batches used
+        codebook = model.quantizer.epoch_stats() if model.discrete else {}
         test = evaluate_loss(model, test_u8, device=device)
         check_finite(test["loss"], "test loss", epoch, cfg.lr, cfg.beta)
         last = {
@@ -432,7 +440,7 @@ def train(cfg: TrainConfig, command: str | None = None, progress: bool = True,
             "test_kl_per_dim": test["kl_per_dim"], "active_units": test["active_units"],
             "seconds": seconds, "images_per_s": n / seconds,
             **({"sigma": float(model.decoder_log_sigma().exp())} if gaussian else {}),
-            **dict(zip(extra_keys, (extras / n).tolist())),
+            **dict(zip(extra_keys, (extras / n).tolist())), **codebook,
         }
         if device.type == "cuda":
             last["peak_gpu_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
@@ -449,6 +457,8 @@ def train(cfg: TrainConfig, command: str | None = None, progress: bool = True,
         if progress:
             sigma = f" | sigma {last['sigma']:.3f}" if "sigma" in last else ""
             sigma += "".join(f" | {k} {last[k]:.3g}" for k in extra_keys)
+            if codebook:
+                sigma += f" | codebook usage {codebook['codebook_usage']:.0%}, perplexity {codebook['perplexity']:.1f}"
             print(f"epoch {epoch}: loss {loss:.2f} (recon {recon:.2f}, kl {kl:.2f}){sigma} | test "
                   f"{test['loss']:.2f} | active units {test['active_units']}/{cfg.latent_dim} | "
                   f"{last['images_per_s']:.0f} img/s", file=sys.stderr)

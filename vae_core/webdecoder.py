@@ -57,6 +57,9 @@ def decoder_layers(model) -> list[dict]:
     Linear (out, in), ConvTranspose2d (cin, cout, k, k). A "reshape" layer gives
     the (C, H, W) shape the following convolutions read.
     """
+    if getattr(model, "discrete", None):
+        # decode(z) snaps z to FSQ's grid or VQ's codebook first, which this loop does not do
+        raise VaeError("The browser decoder does not quantise z (fsq, vq-vae); the server decodes these models.")
     dec = model.decoder
     if isinstance(dec, ConvDecoder):
         layers = [_layer(m) for m in dec.fc]
