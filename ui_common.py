@@ -594,3 +594,42 @@ def get_cached_logvar(ckpt_hash: str, split: str = "test"):
     read-only), or None: an autoencoder has none, or the split is not cached yet."""
     lat = load_cached_latents(ckpt_hash, split)
     return None if lat is None or lat.logvar is None else _shared(lat.logvar)[0]
+
+
+# ---------------------------------------------------------------- discrete latents (fsq, vq-vae)
+
+def codes_of(model, z) -> np.ndarray:
+    """The code indices of one z: vq-vae's M slot codes, or fsq's one index into its grid."""
+    import torch
+    with torch.no_grad():
+        return model.quantizer.codes(torch.as_tensor(np.asarray(z, np.float32).reshape(1, -1)))[0].numpy().ravel()
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def code_counts(ckpt_hash: str, _model, _mu: np.ndarray) -> np.ndarray:
+    """How often the test set uses each code (vq-vae: over every slot; fsq: grid points), (K,)."""
+    import torch
+    with torch.no_grad():
+        codes = torch.cat([_model.quantizer.codes(torch.from_numpy(np.array(_mu[i:i + 4096], np.float32))).reshape(-1)
+                           for i in range(0, len(_mu), 4096)])
+    return np.bincount(codes.numpy(), minlength=_model.quantizer.codebook_size)
+
+
+def code_usage_chart(counts: np.ndarray, current=()):
+    """The codebook's usage histogram (codes by index, the current z's codes marked) and its caption."""
+    import plotly.graph_objects as go
+    k = len(counts)
+    used = int((counts > 0).sum())
+    p = counts[counts > 0] / counts.sum()
+    perplexity = float(np.exp(-(p * np.log(p)).sum()))
+    fig = go.Figure(go.Bar(x=np.arange(k), y=counts, marker_line_width=0, name="test set",
+                           hovertemplate="code %{x}: %{y} uses<extra></extra>"))
+    for c in dict.fromkeys(int(c) for c in current):
+        fig.add_vline(x=c, line_color="#ff4b4b", line_width=1)
+    fig.update_layout(height=190, margin=dict(l=40, r=10, t=10, b=30), bargap=0, showlegend=False,
+                      xaxis_title="code", yaxis_title="uses")
+    caption = (f"{used:,} of {k:,} codes used by the test set ({used / k:.0%}); perplexity {perplexity:.1f} "
+               f"(exp of the entropy of this histogram: the number of equally used codes it equals). "
+               f"Red: the current z's code{'s' if len(current) > 1 else ''}.")
+    return fig, caption
+

@@ -7,10 +7,12 @@ the nearest images). Designs measured and dropped on the way are in the README (
 """
 import numpy as np
 import streamlit as st
+import torch
 
-from ui_common import (Z_RANGE, Plane, current_checkpoint, encoded_image, factor_colouring, factor_names, get_z,
-                       latent_view, latents_or_build, prepared_upload, public_mode, set_z, show_error, show_image,
-                       show_pixels, test_images_for, train_cache_available)
+from ui_common import (Z_RANGE, Plane, code_counts, code_usage_chart, codes_of, current_checkpoint, encoded_image,
+                       factor_colouring, factor_names, get_z, latent_view, latents_or_build, prepared_upload,
+                       public_mode, set_z, show_error, show_image, show_pixels, test_images_for,
+                       train_cache_available)
 from vae_core import VaeError
 from vae_core.favourites import export_favourites, favourites_file, import_favourites, load_favourites, save_favourites
 from vae_core.images import tile
@@ -70,7 +72,13 @@ if got is not None:
     caption = (f"{len(mu):,} {ckpt.dataset} latents (posterior means). Click a point to jump to its z; click or "
                f"drag elsewhere to move z's plotted coordinates there; click a class in the legend to hide it.")
 
-sliders = [{"label": f"z[{i}]", "dim": i, "lo": -Z_RANGE, "hi": Z_RANGE, "step": 0.05} for i in slider_dims]
+discrete = model.discrete  # "fsq", "vq" or None
+if discrete == "fsq":  # each slider steps through its channel's levels: every position is a grid point
+    q = model.quantizer
+    sliders = [{"label": f"z[{i}]", "dim": i, "lo": q.values(i)[0], "hi": q.values(i)[-1],
+                "step": 1.0 / (q.levels[i] // 2)} for i in slider_dims]
+else:
+    sliders = [{"label": f"z[{i}]", "dim": i, "lo": -Z_RANGE, "hi": Z_RANGE, "step": 0.05} for i in slider_dims]
 test_images = test_images_for(ckpt)
 
 
@@ -84,6 +92,41 @@ def explorer():
         strip = tile(test_images[idx][None], pad=2, pad_value=60)
         show_pixels(strip, 8 * 64, "the 8 nearest test images to z: " +
                     ", ".join(f"#{i} {ckpt.class_names[test[1][i]]}" for i in idx))
+    if discrete:
+        codes_panel(test)
+
+
+def pick_codes() -> None:
+    """A slot's code was picked: z becomes the codebook vectors of every slot's code."""
+    codes = [int(st.session_state[f"vq_code_{key}_{m}"]) for m in range(model.quantizer.M)]
+    with torch.no_grad():
+        set_z(model.quantizer.embed(torch.tensor([codes]))[0].numpy())
+
+
+def codes_panel(test) -> None:
+    """fsq: which grid point z is; vq-vae: a code picker per slot. Then the codebook's usage."""
+    codes = codes_of(model, get_z())
+    if discrete == "fsq":
+        q = model.quantizer
+        levels = q.level_indices(torch.tensor(get_z()[None]))[0].tolist()
+        st.caption(f"FSQ code #{int(codes[0]):,} of {q.codebook_size:,}: level "
+                   + ", ".join(f"{lv + 1}/{n}" for lv, n in zip(levels, q.levels))
+                   + " (each slider steps through its channel's levels; any z decodes as its nearest grid point).")
+    else:
+        vq = model.quantizer
+        st.markdown(f"**Codes** — {vq.M} slot{'s' if vq.M > 1 else ''} of {vq.e} numbers, each one of "
+                    f"{vq.K} codebook vectors. z here is the encoder's output before quantisation; the image is "
+                    f"its quantised decode.")
+        for m, c in enumerate(codes):  # the pickers follow z wherever it was set
+            st.session_state[f"vq_code_{key}_{m}"] = int(c)
+        per_row = min(vq.M, 8)
+        for start in range(0, vq.M, per_row):
+            for m, col in zip(range(start, min(vq.M, start + per_row)), st.columns(per_row)):
+                col.number_input(f"slot {m}", 0, vq.K - 1, step=1, key=f"vq_code_{key}_{m}", on_change=pick_codes)
+    if test is not None:
+        fig, caption = code_usage_chart(code_counts(ckpt.hash, model, test[0]), codes)
+        st.plotly_chart(fig, key=f"code_usage_{key}", config={"displayModeBar": False})
+        st.caption(caption)
 
 
 explorer()
@@ -93,8 +136,22 @@ st.divider()
 # so a click that lands while another run is going (Streamlit interrupts that run) is
 # never lost, as an `if st.button(...):` body can be.
 b1, b2, _ = st.columns(3)
-b1.button("Sample z from the prior", icon=":material/casino:", width="stretch",
-          on_click=lambda: set_z(np.random.default_rng().standard_normal(d)))
+
+
+def random_z() -> np.ndarray:
+    """A draw from the prior: N(0, I), or for a discrete model a uniformly random code (the VQ-VAE
+    paper's prior while training; FSQ's grid point by point)."""
+    rng = np.random.default_rng()
+    if discrete == "fsq":
+        return np.array([rng.choice(model.quantizer.values(i)) for i in range(d)])
+    if discrete == "vq":
+        with torch.no_grad():
+            return model.quantizer.embed(torch.as_tensor(rng.integers(0, model.quantizer.K, (1, model.quantizer.M))))[0].numpy()
+    return rng.standard_normal(d)
+
+
+b1.button("Random code" if discrete else "Sample z from the prior", icon=":material/casino:", width="stretch",
+          on_click=lambda: set_z(random_z()))
 b2.button("Reset z to 0", icon=":material/restart_alt:", width="stretch", on_click=lambda: set_z(np.zeros(d)))
 
 tab_upload, tab_fav = st.tabs(["Jump to an image", "Favourites"])

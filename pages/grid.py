@@ -31,6 +31,14 @@ ckpt = current_checkpoint()
 d = ckpt.model.latent_dim
 st.title("Grid")
 
+fsq = ckpt.model.quantizer if ckpt.model.discrete == "fsq" else None
+if fsq is not None:
+    st.caption(f"FSQ: each channel takes {', '.join(map(str, fsq.levels))} levels, so two dimensions make a grid of "
+               f"their level pairs, every cell a code of the model. (Principal components cross the grid "
+               f"between its points: each cell then shows the nearest grid point's decode.)")
+elif ckpt.model.discrete == "vq":
+    st.caption("VQ-VAE: the grid spans the encoder's output before quantisation; each cell decodes the codes "
+               "nearest to it, so the mosaic is made of patches, one per code combination.")
 c1, c2, c3 = st.columns(3)
 n = c1.slider("Grid size n (n × n images)", 5, 30, 15, key="grid_n")
 mode = c2.radio("Spacing", ["linear", "quantiles"], horizontal=True, key="grid_mode",
@@ -74,9 +82,13 @@ else:
 
 axis_x = grid_axes(n, extent, mode)
 axis_y = axis_x if d > 1 else np.zeros(n)
+if fsq is not None and titles[0].startswith("z["):  # the level pairs of the two dimensions, n aside
+    i, j = int(np.argmax(dirs[0])), (int(np.argmax(dirs[1])) if d > 1 else None)
+    axis_x = np.array(fsq.values(i))
+    axis_y = np.array(fsq.values(j)) if j is not None else np.zeros(1)
 mosaic, fig = grid_view(ckpt.hash, ckpt.model, base, axis_x, axis_y, dirs, titles)
 st.plotly_chart(fig, key="grid_fig", width="content")
 # a callable: the 4x PNG is made when the button is clicked, not on every run; "ignore": no rerun
 st.download_button(f"Download PNG ({mosaic.shape[1] * 4}×{mosaic.shape[0] * 4})",
-                   lambda: png_bytes(mosaic, scale=4), file_name=f"grid-{n}x{n}.png", mime="image/png",
+                   lambda: png_bytes(mosaic, scale=4), file_name=f"grid-{len(axis_x)}x{len(axis_y)}.png", mime="image/png",
                    on_click="ignore", key="grid_download")

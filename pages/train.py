@@ -33,9 +33,11 @@ with st.expander("New training job", expanded=not refresh()):
     # outside the form: picking a family shows its own hyperparameters at once
     model = st.selectbox("Model", choices, index=choices.index(p["model"]), key=f"train_model_{preset}",
                          format_func=lambda m: m if m in MODEL_KINDS else
-                         f"{m} (ConvVAE, {FAMILIES[m].paper.split(',')[0]} et al.)",
+                         f"{m} ({'ConvVAE' if FAMILIES[m].kind == 'conv-vae' else 'ConvAE'}, "
+                         f"{FAMILIES[m].paper.split(',')[0]} et al.)",
                          help="conv/linear × VAE/AE (the AE-vs-VAE comparison), or a family of the literature: "
-                              "the same ConvVAE with another objective")
+                              "the same ConvVAE with another objective, or (vq-vae, fsq) a ConvAE whose z is "
+                              "discrete")
     family = FAMILIES.get(model)
     if family:
         st.caption(f"{family.paper}: {family.idea}.")
@@ -45,13 +47,20 @@ with st.expander("New training job", expanded=not refresh()):
                                help="digits is scikit-learn's bundled set: always there, trains in seconds; "
                                     "sprites and color-sprites are generated (64×64, dSprites' factor grid); "
                                     "folder: the server folder named below")
-        latent_dim = c2.number_input("Latent dim", 1, 512, p["latent_dim"])
+        # fsq has one channel per level count; vq-vae's z is slots of --code-dim numbers
+        default_dim = {"fsq": len(str(family.defaults().get("fsq_levels", "")).split(",")),
+                       "vq-vae": 4 * int(family.defaults().get("code_dim", 1))}.get(model, p["latent_dim"]) \
+            if family and model != p["model"] else p["latent_dim"]
+        latent_dim = c2.number_input("Latent dim", 1, 512, default_dim,
+                                     help="fsq: one channel per level count; vq-vae: a multiple of code-dim")
         family_values = {}
         if family:  # its own weights; β, its schedule and free bits belong to the plain ELBO
             for i, prm in enumerate(family.params):
                 col = (c3, c1, c2)[i % 3]
                 label = prm.flag.removeprefix("--")
-                if prm.choices:
+                if prm.parse:  # a text value (fsq's levels)
+                    family_values[prm.name] = col.text_input(label, prm.default, help=prm.help).strip()
+                elif prm.choices:
                     family_values[prm.name] = col.selectbox(label, prm.choices, index=prm.choices.index(prm.default),
                                                             help=prm.help)
                 elif isinstance(prm.default, int):

@@ -132,10 +132,14 @@ class FSQ(nn.Module):
         q = torch.maximum(torch.minimum(torch.round(z * self._half_width), self._lo + self._L - 1), self._lo)
         return straight_through(z, q / self._half_width)
 
-    def codes(self, z: torch.Tensor) -> torch.Tensor:
-        """Grid values (B, d) -> one index into the implicit codebook per row (B,)."""
+    def level_indices(self, z: torch.Tensor) -> torch.Tensor:
+        """Any z (B, d) -> the index of each channel's nearest level, 0 .. L_i - 1 (B, d)."""
         q = torch.round(z.float() * self._half_width) - self._lo
-        return (q.long() * self._basis).sum(-1)
+        return torch.minimum(q.clamp(min=0), self._L - 1).long()
+
+    def codes(self, z: torch.Tensor) -> torch.Tensor:
+        """z (B, d) -> the index of its nearest grid point in the implicit codebook (B,)."""
+        return (self.level_indices(z) * self._basis).sum(-1)
 
     def _count(self, z: torch.Tensor) -> None:
         self._counts += torch.bincount(self.codes(z), minlength=self.codebook_size).float()

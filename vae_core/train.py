@@ -139,6 +139,8 @@ class TrainConfig:
             raise VaeError(f"--beta, --beta-schedule, --free-bits and --capacity shape the plain VAE objective; "
                            f"{self.family} is weighted by its own flags ({own}).")
         self.family_hparams()
+        if self.family in ("fsq", "vq-vae"):  # levels vs --latent-dim, code length vs --latent-dim: now, not mid-job
+            self.model_config()
         validate_name(self.dataset)
         resolve_device(self.device)
         if self.image_size is not None and self.architecture.startswith("conv"):

@@ -10,6 +10,9 @@ With an odd number of columns the centre column is v = 0 exactly: z0 itself.
   traversal_values(extent, cols)        the column values, centre exactly 0 for odd cols
   traversal_latents(z0, dims, values)   (rows, cols, D) float32
   traversal_grid(model, z0, dims, values)  uint8 (rows, cols, H, W[, 3]): the shifts in one batch, z0 once
+  fsq_traversal_latents, vq_traversal_latents, decode_table
+                                        the discrete models' rows: a channel through its FSQ levels,
+                                        or a VQ slot through codes of the codebook
   traversal_figure(grid, ...)           one RGB mosaic with separators, row labels, column headers
   row_gif(frames, ...)                  one row as a looping ping-pong GIF (vae_core.gif)
 
@@ -111,6 +114,50 @@ def traversal_grid(model, z0, dims, values, batch: int = 1024) -> np.ndarray:
     if centre.any():
         out[:, centre] = decode(model, np.asarray(z0, dtype=np.float32).ravel())
     return out
+
+
+def decode_table(model, z, batch: int = 1024) -> np.ndarray:
+    """Decode a table of latents (rows, cols, D) as traversal_grid does; a row of NaN is a
+    blank (black) tile: rows of a discrete traversal can have fewer entries than columns."""
+    z = np.asarray(z, dtype=np.float32)
+    rows, cols, d = z.shape
+    if d != model.latent_dim:
+        raise VaeError(f"The table's latents have {d} dimensions but the model's latent space has {model.latent_dim}.")
+    c, h, w = model.image_shape
+    out = np.zeros((rows, cols, h, w, *((3,) if c == 3 else ())), np.uint8)
+    valid = np.isfinite(z).all(-1)
+    flat = z[valid]
+    if len(flat):
+        out[valid] = np.concatenate([decode(model, flat[i:i + batch]) for i in range(0, len(flat), batch)])
+    return out
+
+
+def fsq_traversal_latents(z0, dims, level_values) -> np.ndarray:
+    """FSQ's traversal: row r sets dimension dims[r] of z0 to each of its levels in turn
+    (level_values[d]: that channel's grid values); rows with fewer levels than the widest
+    end in NaN (blank tiles). (rows, max levels, D) float32."""
+    z0 = np.asarray(z0, dtype=np.float32).ravel()
+    cols = max((len(level_values[d]) for d in dims), default=0)
+    z = np.full((len(dims), cols, len(z0)), np.nan, np.float32)
+    for r, d in enumerate(dims):
+        n = len(level_values[d])
+        z[r, :n] = z0
+        z[r, :n, d] = level_values[d]
+    return z
+
+
+def vq_traversal_latents(z0, codebook, slots: int, codes) -> np.ndarray:
+    """VQ-VAE's traversal: row m replaces slot m of z0 (e numbers) by each code of `codes`,
+    every other slot kept. (slots, len(codes), slots * e) float32."""
+    z0 = np.asarray(z0, dtype=np.float32).ravel()
+    codebook = np.asarray(codebook, dtype=np.float32)
+    e = codebook.shape[1]
+    if slots * e != len(z0):
+        raise VaeError(f"{slots} slots of {e} numbers do not make a z of {len(z0)}.")
+    z = np.repeat(np.repeat(z0[None, None], slots, 0), len(codes), 1)
+    for m in range(slots):
+        z[m, :, m * e:(m + 1) * e] = codebook[np.asarray(codes, dtype=np.int64)]
+    return z
 
 
 def value_label(v: float) -> str:

@@ -1,0 +1,97 @@
+"""The explorer for discrete latents (fsq, vq-vae): every page with tiny trained models (AppTest),
+FSQ's sliders step through levels and its grid enumerates level pairs, VQ-VAE's code pickers set
+z to codebook vectors, the codebook's usage is shown, Traverse walks levels and codes."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from tests.test_app import app, data_pixels, explorer_data, no_errors
+from vae_core.checkpoint import load_checkpoint
+from vae_core.images import decode
+from vae_core.train import TrainConfig, train
+
+PAGES = ("pages/explore.py", "pages/grid.py", "pages/interpolate.py", "pages/pca.py", "pages/traverse.py",
+         "pages/compare.py")
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("discrete-runs")
+    common = dict(dataset="digits", epochs=2, batch_size=64, hidden=32, conv_channels="8,16", device="cpu",
+                  precision="fp32", test_limit=128)
+    train(TrainConfig(model="fsq", latent_dim=2, family_params={"fsq_levels": "8,5"}, out=str(root / "fsq"),
+                      **common), progress=False)
+    train(TrainConfig(model="vq-vae", latent_dim=4, family_params={"codebook_size": 16, "code_dim": 2},
+                      out=str(root / "vq"), **common), progress=False)
+    return root
+
+
+@pytest.fixture()
+def env(runs, cache_root, monkeypatch):
+    monkeypatch.setenv("VAE_RUNS_DIR", str(runs))
+    return runs
+
+
+def test_every_page_renders_both_discrete_families(env):
+    for model in ("runs/fsq", "runs/vq"):
+        for page in PAGES:
+            no_errors(app(model, page))
+
+
+def test_fsq_sliders_step_through_levels_and_every_z_decodes_as_a_grid_point(env):
+    ck = load_checkpoint(env / "fsq")
+    at = app("runs/fsq", "pages/explore.py")
+    data = explorer_data(at)
+    assert data["decoder_url"] is None  # the browser does not snap: the server decodes
+    assert [(s["lo"], s["hi"], s["step"]) for s in data["sliders"]] == [(-1.0, 0.75, 0.25), (-1.0, 1.0, 0.5)]
+    assert any("FSQ code #" in c.value and "of 40" in c.value for c in at.caption)
+    assert any("codes used by the test set" in c.value for c in at.caption)
+    for _ in range(3):  # a random code is a grid point, and the picture is its decode
+        at.button[0].click().run()
+        z = np.asarray(explorer_data(at)["z"], np.float32)
+        assert z[0] in ck.model.quantizer.values(0) and z[1] in ck.model.quantizer.values(1)
+        assert np.array_equal(data_pixels(explorer_data(at)), decode(ck.model, z))
+
+
+def test_fsq_grid_enumerates_level_pairs(env):
+    at = app("runs/fsq", "pages/grid.py")
+    no_errors(at)
+    fig = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert fig["layout"]["xaxis"]["ticktext"] == ["-1.00", "-0.75", "-0.50", "-0.25", "0.00", "0.25", "0.50", "0.75"]
+    assert fig["layout"]["yaxis"]["ticktext"] == ["1.00", "0.50", "0.00", "-0.50", "-1.00"]
+    assert any("level pairs" in c.value for c in at.caption)
+    assert any("40×" not in b.label and "Download PNG" in b.label for b in at.get("download_button"))
+
+
+def test_vq_code_pickers_set_z_to_codebook_vectors(env):
+    ck = load_checkpoint(env / "vq")
+    q = ck.model.quantizer
+    at = app("runs/vq", "pages/explore.py")
+    pickers = [n for n in at.number_input if n.key and n.key.startswith("vq_code_")]
+    assert len(pickers) == 2 and all(p.max == 15 for p in pickers)
+    z = np.asarray(explorer_data(at)["z"], np.float32)
+    assert [p.value for p in pickers] == q.codes(torch.tensor(z[None]))[0].tolist()
+    pickers[0].set_value(7).run()
+    pickers = [n for n in at.number_input if n.key and n.key.startswith("vq_code_")]
+    pickers[1].set_value(3).run()
+    no_errors(at)
+    z = np.asarray(explorer_data(at)["z"], np.float32)
+    want = q.codebook[[7, 3]].reshape(-1).numpy()
+    assert np.allclose(z, np.clip(want, -4, 4), atol=2e-3)
+    assert np.array_equal(data_pixels(explorer_data(at)), decode(ck.model, z))
+    assert [n.value for n in at.number_input if n.key and n.key.startswith("vq_code_")] == [7, 3]
+    assert any("of 16 codes used by the test set" in c.value for c in at.caption)
+
+
+def test_traverse_walks_fsq_levels_and_vq_codes(env):
+    at = app("runs/fsq", "pages/traverse.py")
+    no_errors(at)
+    gif = [b for b in at.get("download_button") if "GIF of" in b.label][0]
+    assert "frames" in gif.label and ("14 frames" in gif.label or "8 frames" in gif.label)
+    assert any("through its levels" in c.value for c in at.caption)
+    at = app("runs/vq", "pages/traverse.py")
+    no_errors(at)
+    assert [o for o in at.selectbox(key="trav_gif_row").options][0].startswith("slot 0 · code ")
+    assert any("codes the test set uses most" in c.value for c in at.caption)
