@@ -45,7 +45,8 @@ else:
             for c in ("protocol", "latent use")}
     st.dataframe(table, hide_index=True, column_config=wide)
     badges = st.columns(len(ckpts))
-    icons = {"red": ":material/warning:", "green": ":material/check:", "blue": ":material/info:"}
+    icons = {"red": ":material/warning:", "green": ":material/check:", "blue": ":material/info:",
+             "orange": ":material/block:"}
     for col, k in zip(badges, ckpts):
         text, color = latent_badge(metrics[k], ckpts[k].model.latent_dim)
         with col:
@@ -56,7 +57,9 @@ else:
                "--iw-samples 5000` gives Burda et al.'s protocol. \"collapsed\": the posterior carries almost no "
                "information about the image: no active units, I(x;z) under 0.05 nats, or decoding from another "
                "image's z costs under 2% more reconstruction loss. \"29/50 active\" is not a fault: a VAE switches "
-               "off the latent dims it does not need.")
+               "off the latent dims it does not need. Discrete models (vq-vae, fsq) have no KL or NLL: their "
+               "codebook use, perplexity and \"dead codes\" (codes no test image is given) say how much of the "
+               "code they use. Disentanglement columns appear for models evaluated on data with factors.")
     if any(len(v) > 1 for v in saved.values()):
         with st.expander(f"All saved evaluations ({sum(map(len, saved.values()))})"):
             st.dataframe(evaluations_rows({k: v for k, v in saved.items() if v}), hide_index=True)

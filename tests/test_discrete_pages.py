@@ -95,3 +95,31 @@ def test_traverse_walks_fsq_levels_and_vq_codes(env):
     no_errors(at)
     assert [o for o in at.selectbox(key="trav_gif_row").options][0].startswith("slot 0 · code ")
     assert any("codes the test set uses most" in c.value for c in at.caption)
+
+
+def test_evaluate_and_compare_report_codebook_use_and_dead_codes(env):
+    from vae_core.compare import latent_badge, metrics_rows
+    from vae_core.evaluate import evaluate_checkpoint, format_table
+    m = {name: evaluate_checkpoint(env / name, iw_samples=2, save=True) for name in ("fsq", "vq")}
+    for name, got in m.items():
+        assert 0 < got["codebook_usage"] <= 1 and got["codebook_size"] == (40 if name == "fsq" else 16)
+        assert got["dead_codes"] == round((1 - got["codebook_usage"]) * got["codebook_size"])
+        assert 1 <= got["perplexity"] <= got["codebook_size"] - got["dead_codes"] + 1e-6
+        assert got["neg_elbo"] is None and got["kl"] is None  # no posterior, no KL: never a made-up number
+        assert "codebook usage" in format_table(got)
+    assert m["vq"]["code_rate"] == pytest.approx(2 * np.log(16)) and m["fsq"]["code_rate"] == pytest.approx(np.log(40))
+    rows = metrics_rows({"fsq": (2, m["fsq"]), "vq": (4, m["vq"])})
+    assert rows[0]["codebook use"] == f"{m['fsq']['codebook_usage']:.0%}" and "code perplexity" in rows[1]
+    plain = metrics_rows({"a": (2, {"recon": 1.0})})
+    assert "codebook use" not in plain[0]  # the columns come only with a discrete model
+    healthy = {"recon": 100.0, "shuffled_recon": 150.0, "active_units": 4, "codebook_size": 16}
+    text, colour = latent_badge({**healthy, "dead_codes": 5, "codebook_usage": 11 / 16}, 4)
+    assert text.startswith("dead codes — 5 of 16") and colour == "orange"
+    assert latent_badge({**healthy, "dead_codes": 0, "codebook_usage": 1.0}, 4) == ("every one of 16 codes used", "green")
+    # collapse outranks dead codes: a code the decoder ignores is the worse news
+    assert latent_badge({**healthy, "shuffled_recon": 100.5, "dead_codes": 5, "codebook_usage": 0.7}, 4)[1] == "red"
+    at = app("runs/vq", "pages/compare.py")
+    at.multiselect(key="compare_models").set_value(["runs/fsq", "runs/vq"]).run()
+    no_errors(at)
+    df = at.dataframe[0].value
+    assert "codebook use" in df.columns and "code perplexity" in df.columns

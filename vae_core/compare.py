@@ -13,10 +13,22 @@ METRIC_COLUMNS = [("nll", "NLL (IWAE)", "{:.2f}"), ("neg_elbo", "−ELBO", "{:.2
                   ("kl", "KL", "{:.2f}"), ("active_units", "active units", "{}"),
                   ("mutual_info", "I(x;z)", "{:.2f}"), ("mse", "MSE/pixel", "{:.4f}"),
                   ("shuffled_recon", "recon, shuffled z", "{:.2f}"), ("twonn_dim", "TWO-NN dim", "{:.1f}")]
+# Shown only when a picked model has them: discrete codes, and disentanglement on data with factors
+OPTIONAL_COLUMNS = [("codebook_usage", "codebook use", "{:.0%}"), ("perplexity", "code perplexity", "{:.1f}"),
+                    ("factor_vae_eval_accuracy", "FactorVAE score", "{:.1%}"), ("mig", "MIG", "{:.3f}"),
+                    ("dci_disentanglement", "DCI disent.", "{:.3f}"), ("beta_vae_eval_accuracy", "BetaVAE score",
+                                                                       "{:.1%}"), ("sap", "SAP", "{:.3f}")]
+
+
+def metric_value(m: dict | None, key: str):
+    """A metric by key; the disentanglement scores sit one level down, under "disentanglement"."""
+    if m is None:
+        return None
+    return m[key] if key in m else (m.get("disentanglement") or {}).get(key)
 
 
 def metric_text(m: dict | None, key: str, fmt: str) -> str:
-    v = None if m is None else m.get(key)
+    v = metric_value(m, key)
     if v is None:
         return "—"
     if key == "mutual_info" and m.get("mi_samples") and v >= math.log(m["mi_samples"]) - 0.01:
@@ -47,6 +59,12 @@ def latent_badge(m: dict | None, dim: int) -> tuple[str, str]:
         return "not evaluated", "gray"
     if reason := collapsed(m, dim):
         return f"collapsed — {reason}", "red"
+    if m.get("dead_codes"):  # a discrete model: codes no test image uses are capacity thrown away
+        share = m["dead_codes"] / m["codebook_size"]
+        return (f"dead codes — {m['dead_codes']:,} of {m['codebook_size']:,} unused by the test images",
+                "orange" if share > 0.1 else "blue")
+    if m.get("codebook_usage") is not None:
+        return f"every one of {m['codebook_size']:,} codes used", "green"
     au = m.get("active_units")
     return latent_use(m, dim), ("green" if au == dim else "blue")
 
@@ -55,9 +73,10 @@ def metrics_rows(models: dict[str, tuple[int, dict | None]]) -> list[dict]:
     """One table row per model name -> (latent dim, metrics or None), values formatted for display.
     The protocol comes right after the name: NLLs of different protocols are not comparable."""
     rows = []
+    optional = [c for c in OPTIONAL_COLUMNS if any(metric_value(m, c[0]) is not None for _, m in models.values())]
     for name, (dim, m) in models.items():
         row = {"model": name, "protocol": protocol_text(m), "latent dim": dim}
-        row.update({title: metric_text(m, key, fmt) for key, title, fmt in METRIC_COLUMNS})
+        row.update({title: metric_text(m, key, fmt) for key, title, fmt in METRIC_COLUMNS + optional})
         row["latent use"] = latent_text(m, dim)
         rows.append(row)
     return rows

@@ -202,6 +202,8 @@ def evaluate_model(model, images_u8: torch.Tensor, *, iw_samples: int = 100, see
         "twonn_dim": twonn_dimension(mu_all.cpu().numpy()),
         "neg_elbo": None, "kl": None, "nll": None, "kl_per_dim": None, "mutual_info": None,
     }
+    if getattr(model, "discrete", None):
+        out.update(codebook_stats(model, mu_all))
     if not variational:
         return out
 
@@ -224,6 +226,22 @@ def evaluate_model(model, images_u8: torch.Tensor, *, iw_samples: int = 100, see
             progress(min(1.0, (i + iw_batch) / n))
     out["nll"] = float(torch.cat(nll).mean())
     return out
+
+
+@torch.no_grad()
+def codebook_stats(model, z: torch.Tensor) -> dict:
+    """A discrete model's codes over the evaluated images: the share of the codebook they use,
+    its perplexity (the number of equally used codes with the same entropy), the codes left
+    unused ("dead") and the rate the code can carry at most, in nats per image (M ln K for
+    vq-vae's M slots of K codes, ln prod L for fsq's grid)."""
+    q = model.quantizer
+    codes = torch.cat([q.codes(z[i:i + 4096]).reshape(-1).cpu() for i in range(0, len(z), 4096)])
+    counts = torch.bincount(codes, minlength=q.codebook_size).double()
+    p = counts[counts > 0] / counts.sum()
+    slots = getattr(q, "M", 1)
+    return {"codebook_usage": float((counts > 0).double().mean()), "perplexity": float(torch.exp(-(p * p.log()).sum())),
+            "dead_codes": int((counts == 0).sum()), "codebook_size": int(q.codebook_size),
+            "code_rate": slots * math.log(q.codebook_size)}
 
 
 def evaluation_images(ckpt, split: str = "test", data_root=None, limit: int | None = None) -> tuple[torch.Tensor, bool]:
@@ -433,6 +451,10 @@ def format_table(m: dict) -> str:
         text = "n/a (autoencoder)" if v is None else (f"{v:.4f}" if key == "mse" else
                                                      f"{v}" if isinstance(v, int) else f"{v:.2f}")
         lines.append(f"  {label:<28} {text}")
+    if m.get("codebook_usage") is not None:
+        lines.append(f"  {'codebook usage':<28} {m['codebook_usage']:.1%} of {m['codebook_size']:,} codes "
+                     f"({m['dead_codes']:,} unused), perplexity {m['perplexity']:.1f}")
+        lines.append(f"  {'rate of the code, at most':<28} {m['code_rate']:.2f} nats per image")
     if d := m.get("disentanglement"):
         lines.append(f"  disentanglement ({d['num_train']:,} points, seed {d['rng_seed']})")
         for key, label in (("beta_vae_eval_accuracy", "BetaVAE score"), ("factor_vae_eval_accuracy", "FactorVAE score"),
