@@ -69,7 +69,7 @@ with st.expander("New training job", expanded=not refresh()):
                 else:
                     family_values[prm.name] = col.number_input(label, value=float(prm.default), format="%.4g",
                                                                help=prm.help)
-            beta = schedule_name = warmup = free_bits = None
+            beta = schedule_name = warmup = free_bits = auto_fb = None
         else:
             beta = c3.number_input("β (KL weight)", 0.0, 100.0, float(p["beta"]), step=0.05,
                                    help="loss = BCE + β·KL per image; small β → sharper, less regular latents")
@@ -79,6 +79,13 @@ with st.expander("New training job", expanded=not refresh()):
             warmup = c2.number_input("Warm-up epochs", 0.0, 100.0, float(p["warmup_epochs"]), step=1.0)
             free_bits = c3.number_input("Free bits ε (nats per dim)", 0.0, 10.0, float(p["free_bits"]), step=0.05,
                                         help="KL floor per dimension: keeps dimensions from collapsing")
+            auto_fb = c1.checkbox("Adaptive free bits", False,
+                                  help="ε set each epoch from the measured KL per dimension, so no dimension "
+                                       "collapses and the total KL approaches the target (replaces ε above)")
+            target_kl = c2.number_input("Target KL (nats per image)", 0.1, 10_000.0, 10.0, step=1.0,
+                                        help="the total rate adaptive free bits aims at")
+            if auto_fb:
+                free_bits = "auto"
         c1, c2, c3 = st.columns(3)
         epochs = c2.number_input("Epochs", 1, 500, p["epochs"])
         batch = c3.number_input("Batch size", 1, 8192, p["batch_size"])
@@ -107,6 +114,7 @@ with st.expander("New training job", expanded=not refresh()):
     if submitted:
         settings = dict(dataset=dataset, model=model, latent_dim=int(latent_dim), beta=beta,
                         beta_schedule=schedule_name, warmup_epochs=warmup, free_bits=free_bits, **family_values,
+                        target_kl=target_kl if auto_fb else None,
                         extra_decoder_layer=dec1, batchnorm=bn, epochs=int(epochs), batch_size=int(batch), lr=lr,
                         lr_schedule=p["lr_schedule"], seed=int(seed), device=device, binarize=binarize,
                         likelihood=likelihood, image_size=None if size == "auto" else int(size),

@@ -279,7 +279,7 @@ def job_settings(status: dict) -> dict:
         return {}
     from vae_core.families import FAMILIES, family_flags, resolve_params
     out = dict(dataset=args.dataset, model=args.model, latent_dim=args.latent_dim, beta=args.beta,
-               epochs=args.epochs)
+               epochs=args.epochs, free_bits=args.free_bits, target_kl=args.target_kl)
     if args.model in FAMILIES:  # its own weights (defaults filled in), not the plain ELBO's beta
         given = {k: v for k, v in vars(args).items() if k in family_flags() and v is not None}
         try:
@@ -299,9 +299,12 @@ def job_summary(status: dict) -> str:
     if not s:
         return "settings unknown"
     if "family_params" in s:  # e.g. tc_beta=6, tc_estimator=mss: the numbers only, the flags' names shortened
-        weights = " · ".join(f"{k}={v:g}" for k, v in s["family_params"].items() if isinstance(v, (int, float)))
+        weights = " · ".join(f"{k}={v:g}" if isinstance(v, (int, float)) else f"{k}={v}"
+                             for k, v in s["family_params"].items() if isinstance(v, (int, float)) or k == "fsq_levels")
     else:
         weights = f"β={s['beta']:g}"
+        if s.get("free_bits") == "auto":
+            weights += f" · free bits auto → KL {s['target_kl']:g}"
     return (f"{s['dataset']} · {s['model']} · z={s['latent_dim']} · {weights} · {s['epochs']} epoch"
             + "s" * (s["epochs"] != 1))
 

@@ -75,7 +75,8 @@ class TrainConfig:
     beta_schedule: str = "constant"
     warmup_epochs: float = 0.0
     cycles: int = 4
-    free_bits: float = 0.0
+    free_bits: float | str = 0.0       # nats per dimension, or "auto": adapted per epoch toward --target-kl
+    target_kl: float | None = None     # the total rate (nats per image) --free-bits auto aims at
     capacity: float | None = None      # Burgess et al. C_max in nats; None = off
     capacity_epochs: float = 0.0
     extra_decoder_layer: bool = False
@@ -108,8 +109,14 @@ class TrainConfig:
              f"--beta-schedule must be one of {', '.join(BETA_SCHEDULES)} (got {self.beta_schedule!r})."),
             (self.warmup_epochs >= 0, f"--warmup-epochs must be >= 0 (got {self.warmup_epochs})."),
             (self.cycles >= 1, f"--cycles must be at least 1 (got {self.cycles})."),
-            (math.isfinite(self.free_bits) and self.free_bits >= 0,
-             f"--free-bits must be >= 0 nats (got {self.free_bits})."),
+            (self.free_bits == "auto" or (isinstance(self.free_bits, (int, float)) and math.isfinite(self.free_bits)
+                                          and self.free_bits >= 0),
+             f"--free-bits must be a number >= 0 nats or auto (got {self.free_bits!r})."),
+            ((self.free_bits == "auto") == (self.target_kl is not None),
+             "--free-bits auto needs --target-kl T (the total KL in nats to aim at), and --target-kl needs "
+             "--free-bits auto."),
+            (self.target_kl is None or (math.isfinite(self.target_kl) and self.target_kl > 0),
+             f"--target-kl must be a number of nats > 0 (got {self.target_kl})."),
             (self.capacity is None or self.capacity >= 0, f"--capacity must be >= 0 nats (got {self.capacity})."),
             (self.capacity_epochs >= 0, f"--capacity-epochs must be >= 0 (got {self.capacity_epochs})."),
             (self.hidden >= 1, f"--hidden must be at least 1 (got {self.hidden})."),
@@ -194,6 +201,25 @@ class TrainConfig:
 
 
 # ---------------------------------------------------------------- helpers
+
+def _free_bits(text: str) -> float | str:
+    """--free-bits: a number, or "auto" (train.py's adaptive free bits)."""
+    return "auto" if str(text).strip().lower() == "auto" else float(text)
+
+
+def adapt_free_bits(eps: float, kl_total: float, target: float, latent_dim: int) -> float:
+    """The next epoch's free-bits floor (nats per dimension) for --free-bits auto.
+
+    Free bits (Kingma et al. 2016) leaves every dimension's KL below eps unpenalised, so the
+    encoder may spend up to eps nats on each dimension for free: a dimension under the floor
+    feels no pull toward the prior and is not switched off. The floor starts at an even share
+    of the target, T / D, and moves each epoch by the square root of target / measured (damped:
+    a step that overshoots is not undone the next epoch at full strength). It never goes under
+    T / 4D, so no dimension is ever pushed to zero, nor over T. The "adaptive epsilon tuner"
+    of the reference work, in one line."""
+    ratio = target / max(kl_total, 1e-6)
+    return float(min(max(eps * math.sqrt(ratio), target / (4 * latent_dim)), target))
+
 
 def _conv_channels(text) -> tuple[int, int] | None:
     """'32,64' -> (32, 64); None for anything else (validate() turns that into a message)."""
@@ -373,6 +399,8 @@ def train(cfg: TrainConfig, command: str | None = None, progress: bool = True,
               f"on {describe_device(device)}{' with bf16 autocast' if bf16 else ''}", file=sys.stderr)
 
     last = {}
+    adaptive = cfg.free_bits == "auto"
+    free_bits = cfg.target_kl / cfg.latent_dim if adaptive else cfg.free_bits  # auto: an even share to start
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     for epoch in range(1, cfg.epochs + 1):
@@ -401,7 +429,7 @@ def train(cfg: TrainConfig, command: str | None = None, progress: bool = True,
             batch = Batch(logits.float(), target, mu.float(), None if logvar is None else logvar.float(),
                           z.float(), log_sigma=log_sigma, dataset_size=n, aux=aux)
             # the plain objective takes this step's scheduled beta and capacity; a family its own flags
-            step_hp = {"beta": beta, "free_bits": cfg.free_bits, "capacity": capacity} if family.name == "vae" else hp
+            step_hp = {"beta": beta, "free_bits": free_bits, "capacity": capacity} if family.name == "vae" else hp
             terms = family.objective(batch, step_hp)
             opt.zero_grad(set_to_none=True)
             terms["loss"].backward()
@@ -443,7 +471,10 @@ def train(cfg: TrainConfig, command: str | None = None, progress: bool = True,
             "seconds": seconds, "images_per_s": n / seconds,
             **({"sigma": float(model.decoder_log_sigma().exp())} if gaussian else {}),
             **dict(zip(extra_keys, (extras / n).tolist())), **codebook,
+            **({"free_bits": free_bits} if adaptive else {}),
         }
+        if adaptive:  # the floor the next epoch trains with, from this epoch's KL
+            free_bits = adapt_free_bits(free_bits, kl, cfg.target_kl, cfg.latent_dim)
         if device.type == "cuda":
             last["peak_gpu_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
         last["peak_rss_mb"] = peak_rss_mb()
@@ -459,6 +490,8 @@ def train(cfg: TrainConfig, command: str | None = None, progress: bool = True,
         if progress:
             sigma = f" | sigma {last['sigma']:.3f}" if "sigma" in last else ""
             sigma += "".join(f" | {k} {last[k]:.3g}" for k in extra_keys)
+            if adaptive:
+                sigma += f" | free bits {last['free_bits']:.3f} -> {free_bits:.3f}"
             if codebook:
                 sigma += f" | codebook usage {codebook['codebook_usage']:.0%}, perplexity {codebook['perplexity']:.1f}"
             print(f"epoch {epoch}: loss {loss:.2f} (recon {recon:.2f}, kl {kl:.2f}){sigma} | test "
@@ -492,7 +525,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--beta-schedule", default=d.beta_schedule, help="constant, linear (warm-up) or cyclical")
     p.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs)
     p.add_argument("--cycles", type=int, default=d.cycles, help="cycles for the cyclical schedule")
-    p.add_argument("--free-bits", type=float, default=d.free_bits, help="per-dimension KL floor in nats")
+    p.add_argument("--free-bits", type=_free_bits, default=d.free_bits, help="per-dimension KL floor in nats, or "
+                   "auto: adapted each epoch so no dimension collapses and the total KL approaches --target-kl")
+    p.add_argument("--target-kl", type=float, default=None, help="with --free-bits auto: the total KL (nats per "
+                   "image) to aim at")
     p.add_argument("--capacity", type=float, default=None, help="KL capacity target C_max in nats (Burgess et al.)")
     p.add_argument("--capacity-epochs", type=float, default=d.capacity_epochs)
     p.add_argument("--extra-decoder-layer", action="store_true", help='"dec+1": one more ConvTranspose k3 s1')
