@@ -7,8 +7,8 @@ from ui_common import ensure_app, forget_served_files, picker_key, public_mode, 
 from vae_core import VaeError
 from vae_core.data import BINARIZE_CHOICES
 from vae_core.device import DEVICE_CHOICES
-from vae_core.jobs import (PRESETS, cancel_job, delete_job, eta_seconds, job_summary, latest_grids, log_tail,
-                           read_metrics, refresh, schedule, settings_to_flags, start_job)
+from vae_core.jobs import (PRESETS, cancel_job, delete_job, epoch_grids, eta_seconds, gallery_gif, job_summary,
+                           log_tail, read_metrics, refresh, schedule, settings_to_flags, start_job)
 from vae_core.losses import BETA_SCHEDULES
 from vae_core.families import FAMILIES, FAMILY_MODELS
 from vae_core.models import LIKELIHOODS, MODEL_KINDS
@@ -197,13 +197,35 @@ def job_board():
         bars.update_layout(height=300, margin=dict(l=40, r=10, t=30, b=40), yaxis_title="KL (nats)",
                            title=f"KL per dimension · active units {metrics[-1]['active_units']}/{len(kl)}")
         c2.plotly_chart(bars, key="job_kl")
-    grids = latest_grids(selected["folder"])
-    if grids:
+    by_epoch = epoch_grids(selected["folder"])
+    if by_epoch:
+        # the training gallery: any epoch's grids, not only the last; the newest unless the user picks one
+        epochs = list(by_epoch)
+        ep = epochs[-1]
+        if len(epochs) > 1:
+            ep = st.select_slider("Epoch", epochs, value=epochs[-1], key=f"gallery_{selected['id']}_{len(epochs)}",
+                                  help="the grids written after each epoch: the same test images and the same "
+                                       "prior draws every epoch, so you watch one set of samples learn")
+        grids = by_epoch[ep]
         c1, c2 = st.columns([2, 1])
         if "recon" in grids:
-            c1.image(str(grids["recon"]), caption="test images (top) and their reconstructions", width="stretch")
+            c1.image(str(grids["recon"]), caption=f"epoch {ep}: test images (top) and their reconstructions",
+                     width="stretch")
         if "prior" in grids:
-            c2.image(str(grids["prior"]), caption="samples from the prior")
+            c2.image(str(grids["prior"]), caption=f"epoch {ep}: samples from the prior (the same z every epoch)")
+        if len(epochs) > 1:
+            def gif(kind):
+                try:
+                    return gallery_gif(selected["folder"], kind)
+                except VaeError as e:  # a grid being written: the next click gets it
+                    return str(e).encode()
+            with st.container(horizontal=True):
+                st.download_button(f"GIF: prior samples over {len(epochs)} epochs", lambda: gif("prior"),
+                                   file_name=f"{selected['id']}-prior-epochs.gif", mime="image/gif",
+                                   on_click="ignore", icon=":material/animation:", key="gallery_gif_prior")
+                st.download_button("GIF: reconstructions over the epochs", lambda: gif("recon"),
+                                   file_name=f"{selected['id']}-recon-epochs.gif", mime="image/gif",
+                                   on_click="ignore", icon=":material/animation:", key="gallery_gif_recon")
     st.code(log_tail(selected["folder"], 15) or "(no output yet)", language=None)
 
 

@@ -135,3 +135,33 @@ def test_a_family_is_trained_from_the_form_with_its_own_hyperparameters(runs):
     assert job["state"] == "done", job
     ck = load_checkpoint(runs / job["id"])
     assert ck.model_config.family == "beta-tcvae" and ck.config["training"]["family_params"]["tc_beta"] == 3.0
+
+
+def test_the_training_gallery_shows_any_epoch_and_makes_a_gif(runs):
+    """A finished run's grids of every epoch: a slider picks the epoch (the newest first), and
+    the GIF has one labelled frame per epoch."""
+    from vae_core.gif import gif_info
+    from vae_core.jobs import epoch_grids, gallery_gif
+    from vae_core.train import train
+    folder = fake_job(runs, "20200101-000005-eeee", "done", flags=["--epochs", "3"])
+    train(TrainConfig(dataset="digits", epochs=3, limit=128, test_limit=32, batch_size=64, hidden=32,
+                      conv_channels="8,16", device="cpu", precision="fp32", out=str(folder)), progress=False)
+    grids = epoch_grids(folder)
+    assert list(grids) == [1, 2, 3] and all(set(g) == {"recon", "prior"} for g in grids.values())
+    (folder / "grids" / "notes_e001.txt").write_text("x")  # strangers in the folder are ignored
+    assert list(epoch_grids(folder)) == [1, 2, 3]
+    for kind in ("prior", "recon"):
+        info = gif_info(gallery_gif(folder, kind))
+        assert info["frames"] == 3 and info["size"][0] == info["size"][1] and info["loop"] == 0
+    at = train_page()
+    at.button(key="sel_20200101-000005-eeee").click().run()
+    slider = at.select_slider[0]
+    assert slider.label == "Epoch" and list(slider.options) == ["1", "2", "3"] and slider.value == 3
+    captions = [i.caption for el in at.get("image") for i in el.proto.imgs]
+    assert any(c.startswith("epoch 3: test images") for c in captions), captions
+    slider.set_value(1).run()
+    captions = [i.caption for el in at.get("image") for i in el.proto.imgs]
+    assert any(c.startswith("epoch 1: test images") for c in captions) and not any("epoch 3" in c for c in captions)
+    assert [b.label for b in at.get("download_button")] == ["GIF: prior samples over 3 epochs",
+                                                            "GIF: reconstructions over the epochs"]
+    assert not at.exception

@@ -56,6 +56,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
+
 from vae_core import VaeError, parse_json
 from vae_core.catalog import runs_dir as default_runs_dir
 from vae_core.checkpoint import atomic_write_json
@@ -331,15 +333,43 @@ def eta_seconds(status: dict) -> float | None:
     return max(0.0, elapsed * (p["epochs"] - p["epoch"]) / p["epoch"])
 
 
-def latest_grids(folder) -> dict:
-    """The newest reconstruction and prior-sample grid PNGs of a run: {"recon": path, "prior": path}."""
+def epoch_grids(folder) -> dict[int, dict]:
+    """Every epoch's grids of a run, in epoch order: {epoch: {"recon": path, "prior": path}}.
+    train.py writes recon_eNNN.png and prior_eNNN.png after each epoch (the same prior draws
+    every epoch, so the prior grids show one set of samples learning)."""
+    import re
     grids = Path(folder) / "grids"
-    out = {}
-    for kind in ("recon", "prior"):
-        files = sorted(grids.glob(f"{kind}_e*.png")) if grids.is_dir() else []
-        if files:
-            out[kind] = files[-1]
-    return out
+    out: dict[int, dict] = {}
+    for f in (sorted(grids.glob("*_e*.png")) if grids.is_dir() else []):
+        if m := re.fullmatch(r"(recon|prior)_e(\d+)\.png", f.name):
+            out.setdefault(int(m.group(2)), {})[m.group(1)] = f
+    return dict(sorted(out.items()))
+
+
+def gallery_gif(folder, kind: str = "prior", fps: float = 2.0) -> bytes:
+    """The run's `kind` grids, epoch after epoch, as one looping GIF labelled "epoch/last".
+    VaeError when the run has none yet, or a grid cannot be read (a file being written)."""
+    from PIL import Image, UnidentifiedImageError
+
+    from vae_core.gif import gif_bytes
+    paths = [g[kind] for g in epoch_grids(folder).values() if kind in g]
+    if not paths:
+        raise VaeError(f"This run has no {kind} grids yet: they are written after each epoch.")
+    frames = []
+    try:
+        for p in paths:
+            with Image.open(p) as im:
+                frames.append(np.asarray(im.convert("RGB" if im.mode not in ("L",) else "L")))
+    except (OSError, UnidentifiedImageError) as e:
+        raise VaeError(f"A grid of this run cannot be read ({e}); try again in a moment.") from e
+    if len({f.shape for f in frames}) != 1:
+        raise VaeError("This run's grids differ in size, so they make no single GIF.")
+    h, w = frames[0].shape[:2]
+    if h != w:  # gif_bytes makes square frames: pad the grid onto a square of its grey separator
+        side = max(h, w)
+        pad = [(0, side - h), (0, side - w)] + ([(0, 0)] if frames[0].ndim == 3 else [])
+        frames = [np.pad(f, pad, constant_values=128) for f in frames]
+    return gif_bytes(np.stack(frames), size=min(max(h, w), 1024), fps=fps, labels=True)
 
 
 # ---------------------------------------------------------------- manager side
