@@ -123,3 +123,24 @@ def test_evaluate_and_compare_report_codebook_use_and_dead_codes(env):
     no_errors(at)
     df = at.dataframe[0].value
     assert "codebook use" in df.columns and "code perplexity" in df.columns
+
+
+@pytest.mark.parametrize("family", ["beta-tcvae", "factor-vae", "delta-vae"])
+def test_gaussian_family_checkpoints_open_on_the_pages_and_name_their_family(family, tmp_path, cache_root,
+                                                                             monkeypatch):
+    """A family's checkpoint is a conv-vae with model.family set (FactorVAE's also has its
+    discriminator beside it): the pages explore it like any VAE, and the picker names the family."""
+    from vae_core.checkpoint import save_checkpoint
+    from vae_core.families import make_discriminator, resolve_params
+    from vae_core.models import ModelConfig, build_model
+    monkeypatch.setenv("VAE_RUNS_DIR", str(tmp_path))
+    torch.manual_seed(0)
+    cfg = ModelConfig(latent_dim=3, hidden=16, channels=(8, 8), family=family,
+                      delta=0.5 if family == "delta-vae" else None)
+    save_checkpoint(tmp_path / family, build_model(cfg), dataset={"name": "digits"})
+    if family == "factor-vae":
+        make_discriminator(3, resolve_params(family, {"disc_hidden": 8, "disc_layers": 1}), "cpu").save(tmp_path / family)
+    at = app(f"runs/{family}")
+    assert any(f"· {family} · z=3" in c.value.replace("\\", "") for c in at.sidebar.caption)
+    for page in ("pages/explore.py", "pages/traverse.py"):
+        no_errors(app(f"runs/{family}", page))
