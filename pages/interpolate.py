@@ -7,6 +7,7 @@ the GIF's options redoes neither the preprocessing, the encoding nor the decodin
 """
 import numpy as np
 import streamlit as st
+import torch
 
 from ui_common import current_checkpoint, encoded_image, test_images_for, prepared_upload, show_error, show_image
 from vae_core import VaeError
@@ -84,6 +85,14 @@ method = c1.radio("Method", ["lerp", "slerp"], horizontal=True, key="interp_meth
                        "so the path does not cut through the low-density centre of the prior")
 steps = c2.slider("Steps (frames, both ends included)", 2, 120, 12, key="interp_steps")
 frames = path_frames(ckpt.hash, model, ends[0], ends[1], steps, method)
+if model.discrete:
+    with torch.no_grad():
+        codes = model.quantizer.codes(torch.as_tensor(path(ends[0], ends[1], steps, method), dtype=torch.float32))
+    changes = int((codes.reshape(steps, -1)[1:] != codes.reshape(steps, -1)[:-1]).any(1).sum())
+    where = "the encoder's output before quantisation (z_e)" if model.discrete == "vq" else "FSQ's [-1, 1] cube"
+    st.caption(f"{'VQ-VAE' if model.discrete == 'vq' else 'FSQ'}: the path runs through {where}; each frame shows "
+               f"the decode of its nearest code{'s' if model.discrete == 'vq' else ''}, so the picture changes in "
+               f"steps: {changes} change{'s' if changes != 1 else ''} of code along these {steps} frames.")
 
 c1, c2 = st.columns([1, 2], gap="large")
 with c1:

@@ -37,7 +37,11 @@ def env(runs, cache_root, monkeypatch):
 def test_every_page_renders_both_discrete_families(env):
     for model in ("runs/fsq", "runs/vq"):
         for page in PAGES:
-            no_errors(app(model, page))
+            at = app(model, page)
+            no_errors(at)
+            if page == "pages/interpolate.py":  # the path runs in z (z_e for VQ); frames change code in steps
+                assert any("changes of code along these 12 frames" in c.value or "change of code" in c.value
+                           for c in at.caption), [c.value for c in at.caption]
 
 
 def test_fsq_sliders_step_through_levels_and_every_z_decodes_as_a_grid_point(env):
