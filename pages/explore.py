@@ -65,11 +65,17 @@ if got is not None:
         dx = c1.selectbox("Scatter x axis", range(d), index=int(var_order[0]), format_func=lambda i: f"z[{i}]")
         dy = c2.selectbox("Scatter y axis", range(d), index=int(var_order[1]), format_func=lambda i: f"z[{i}]")
     eye = np.eye(d)
-    plane = Plane(points=np.stack([mu[:, dx], mu[:, dy] if dy is not None else np.zeros(len(mu))], 1),
+    points = np.stack([mu[:, dx], mu[:, dy] if dy is not None else np.zeros(len(mu))], 1)
+    if model.discrete == "fsq":  # codes sit on a grid: spread each cell's points over it to show how many
+        steps = [1.0 / (model.quantizer.levels[k] // 2) for k in (dx, dy if dy is not None else dx)]
+        points = points + np.random.default_rng(0).uniform(-0.3, 0.3, points.shape) * np.array(steps)
+    plane = Plane(points=points,
                   labels=labels, mu=mu, origin=np.zeros(d), ax=eye[dx], ay=None if dy is None else eye[dy],
                   titles=(f"z[{dx}]", f"z[{dy}]" if dy is not None else ""),
                   tag=f"explore-{dx}-{dy}-{with_train}{colour_tag}", classes=classes, palette=palette)
-    caption = (f"{len(mu):,} {ckpt.dataset} latents (posterior means). Click a point to jump to its z; click or "
+    what = {None: "latents (posterior means)", "fsq": "codes, each cell's points spread over it (they share "
+            "its grid point)", "vq": "encoder outputs before quantisation (z_e)"}[model.discrete]
+    caption = (f"{len(mu):,} {ckpt.dataset} {what}. Click a point to jump to its z; click or "
                f"drag elsewhere to move z's plotted coordinates there; click a class in the legend to hide it.")
 
 discrete = model.discrete  # "fsq", "vq" or None

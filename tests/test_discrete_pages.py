@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.test_app import app, data_pixels, explorer_data, no_errors
+from tests.test_app import app, data_pixels, explorer_data, no_errors, read_points
 from vae_core.checkpoint import load_checkpoint
 from vae_core.images import decode
 from vae_core.train import TrainConfig, train
@@ -51,6 +51,12 @@ def test_fsq_sliders_step_through_levels_and_every_z_decodes_as_a_grid_point(env
     assert data["decoder_url"] is None  # the browser does not snap: the server decodes
     assert [(s["lo"], s["hi"], s["step"]) for s in data["sliders"]] == [(-1.0, 0.75, 0.25), (-1.0, 1.0, 0.5)]
     assert any("FSQ code #" in c.value and "of 40" in c.value for c in at.caption)
+    # the scatter spreads each grid cell's points over the cell (they would all sit on its point)
+    from vae_core.latents import load_cached_latents
+    mu = load_cached_latents(load_checkpoint(env / "fsq").hash, "test").mu
+    x, y, _ = read_points(data["points_url"])
+    off = np.abs(np.stack([x, y], 1) - mu[:, [0, 1]]) / np.array([0.25, 0.5])
+    assert off.max() <= 0.3 + 1e-6 and off.mean() > 0.1
     assert any("codes used by the test set" in c.value for c in at.caption)
     for _ in range(3):  # a random code is a grid point, and the picture is its decode
         at.button[0].click().run()
