@@ -16,6 +16,21 @@ def test_grid_gives_autoencoders_one_cell_per_latent_dim():
     assert "--beta-schedule=linear" in args and "--extra-decoder-layer" not in args
 
 
+def test_families_sweep_at_their_own_weights_one_cell_per_latent_dim():
+    """A family is weighted by its own flags: no --beta/--free-bits in its cells (train.py would
+    refuse them), one cell per latent dim, and the args are ones the trainer accepts."""
+    from vae_core.train import config_from_args
+    cells = grid_cells(["conv-vae", "beta-tcvae", "factor-vae", "fsq"], [4], [0.1, 1.0], [0.0, 0.5], [0.0, 2.0])
+    ids = [c.id for c in cells]
+    assert ids.count("beta-tcvae-z4") == ids.count("factor-vae-z4") == ids.count("fsq-z4") == 1
+    assert len(ids) == 2 * 2 * 2 + 3
+    for c in cells:
+        args = c.train_args(TINY)
+        assert ("--beta=0.1" in args or "--beta=1" in args) == (c.model == "conv-vae")
+        config_from_args(args).validate()
+    assert main(["--out", "x", "--models", "fsq,gan"]) == 2
+
+
 def test_a_sweep_writes_every_metric_and_resumes_without_redoing_cells(tmp_path):
     out = tmp_path / "sweep"
     logs = []

@@ -35,6 +35,7 @@ from pathlib import Path
 from vae_core import VaeError
 from vae_core.checkpoint import atomic_write_bytes, atomic_write_json
 from vae_core.evaluate import METRIC_KEYS, evaluate_checkpoint
+from vae_core.families import FAMILY_MODELS
 
 # 16 cells: AE vs VAE, conv vs linear, beta and latent dim. --free-bits 0,0.5 or
 # --warmups 0,2 add the collapse remedies (each doubles the VAE cells).
@@ -53,15 +54,21 @@ class Cell:
     warmup_epochs: float = 0.0
 
     @property
+    def weighted(self) -> bool:
+        """Whether beta, free bits and warm-up apply: the plain VAEs. Autoencoders have no KL, and a
+        family of the literature is weighted by its own flags (its registry defaults in a sweep)."""
+        return self.model.endswith("-vae") and self.model not in FAMILY_MODELS
+
+    @property
     def id(self) -> str:
-        if self.model.endswith("-ae"):
+        if not self.weighted:
             return f"{self.model}-z{self.latent_dim}"
         return f"{self.model}-z{self.latent_dim}-b{self.beta:g}-fb{self.free_bits:g}-wu{self.warmup_epochs:g}"
 
     def train_args(self, base: dict) -> list[str]:
         args = [f"--{k.replace('_', '-')}={v}" for k, v in base.items() if v is not None]
         args += [f"--model={self.model}", f"--latent-dim={self.latent_dim}"]
-        if self.model.endswith("-vae"):
+        if self.weighted:
             args += [f"--beta={self.beta:g}", f"--free-bits={self.free_bits:g}"]
             if self.warmup_epochs > 0:
                 args += ["--beta-schedule=linear", f"--warmup-epochs={self.warmup_epochs:g}"]
@@ -74,7 +81,9 @@ def grid_cells(models, latent_dims, betas, free_bits, warmups) -> list[Cell]:
     """The product of the lists, with one cell per (model, latent dim) for autoencoders."""
     cells: dict[str, Cell] = {}
     for m, d, b, fb, wu in itertools.product(models, latent_dims, betas, free_bits, warmups):
-        c = Cell(m, int(d)) if m.endswith("-ae") else Cell(m, int(d), float(b), float(fb), float(wu))
+        c = Cell(m, int(d), float(b), float(fb), float(wu))
+        if not c.weighted:
+            c = Cell(m, int(d))
         cells.setdefault(c.id, c)
     return list(cells.values())
 
@@ -103,6 +112,7 @@ def _row(cell: Cell, folder: Path, metrics: dict) -> dict:
     epochs = epoch_metrics(folder)
     peak = max((e.get("peak_gpu_mb") or e.get("peak_rss_mb") or 0.0 for e in epochs), default=None)
     return {"cell": cell.id, **asdict(cell), **{k: metrics.get(k) for k in METRIC_KEYS},
+            **{k: metrics[k] for k in ("codebook_usage", "perplexity", "dead_codes") if k in metrics},
             "train_seconds": round(sum(e.get("seconds", 0.0) for e in epochs), 1),
             "peak_memory_mb": None if peak is None else round(peak, 1),
             "epochs": len(epochs), "eval_images": metrics.get("images"), "iw_samples": metrics.get("iw_samples"),
@@ -202,9 +212,9 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     from vae_core.models import MODEL_KINDS
     models = [m.strip() for m in args.models.split(",") if m.strip()]
-    bad = [m for m in models if m not in MODEL_KINDS]
+    bad = [m for m in models if m not in MODEL_KINDS + FAMILY_MODELS]
     if bad or not models:
-        print(f"error: unknown model {bad}: choose from {', '.join(MODEL_KINDS)}", file=sys.stderr)
+        print(f"error: unknown model {bad}: choose from {', '.join(MODEL_KINDS + FAMILY_MODELS)}", file=sys.stderr)
         return 2
     cells = grid_cells(models, [int(d) for d in args.latent_dims], args.betas, args.free_bits, args.warmups)
     base = {"dataset": args.dataset, "limit": args.limit, "epochs": args.epochs}
