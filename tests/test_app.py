@@ -257,7 +257,8 @@ def test_pca_page_for_a_2d_model_points_to_explore():
 
 
 def test_every_shipped_model_renders_every_page():
-    for model in ("mnist-z2", "mnist-z16", "fashion-z2", "mnist-bin-z50", "sprites-z10", "color-sprites-z10"):
+    for model in ("mnist-z2", "mnist-z16", "fashion-z2", "mnist-bin-z50", "sprites-z10", "color-sprites-z10",
+                  "sprites-tcvae-z10", "mnist-fsq"):
         for page in ("pages/explore.py", "pages/grid.py", "pages/interpolate.py", "pages/pca.py", "pages/traverse.py",
                      "pages/compare.py"):
             at = app(model, page)

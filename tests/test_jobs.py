@@ -154,7 +154,8 @@ def test_delete_is_refused_while_running(runs):
 def test_job_settings_read_the_flags_and_fill_in_the_train_defaults():
     d = TrainConfig()
     status = {"args": ["--dataset", "digits", "--beta=0.5", "--epochs", "3", "--out", "runs/x"]}
-    assert job_settings(status) == dict(dataset="digits", model=d.model, latent_dim=d.latent_dim, beta=0.5, epochs=3)
+    assert job_settings(status) == dict(dataset="digits", model=d.model, latent_dim=d.latent_dim, beta=0.5, epochs=3,
+                                        free_bits=d.free_bits, target_kl=None)
     assert job_summary(status) == f"digits · {d.model} · z={d.latent_dim} · β=0.5 · 3 epochs"
     assert job_summary({"args": ["--model", "conv-ae", "--latent-dim", "16", "--beta", "0", "--epochs", "1"]}) \
         == f"{d.dataset} · conv-ae · z=16 · β=0 · 1 epoch"

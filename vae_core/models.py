@@ -28,8 +28,9 @@ sigmoid(decode(z)) is the picture.
 Family (families.py): the objective a conv-vae was trained with. It leaves the network
 alone, with three exceptions: delta-vae caps each posterior variance (see encode), so its
 model must know delta to encode the way it was trained; fsq and vq-vae are conv-aes with
-a discrete bottleneck (quantizers.py) that encode and decode pass z through. A config without a family is
-"vae", today's objective, and writes no family key, so older folders read and write unchanged.
+a discrete bottleneck (quantizers.py) that encode and decode pass z through. A config
+without a family is "vae", today's objective, and writes no family key, so older folders
+read and write unchanged.
 """
 from __future__ import annotations
 
