@@ -58,20 +58,21 @@ with st.expander("New training job", expanded=not refresh()):
             for i, prm in enumerate(family.params):
                 col = (c3, c1, c2)[i % 3]
                 label = prm.flag.removeprefix("--")
+                start = p.get(prm.name, prm.default) if model == p["model"] else prm.default  # the preset's own
                 if prm.parse:  # a text value (fsq's levels)
-                    family_values[prm.name] = col.text_input(label, prm.default, help=prm.help).strip()
+                    family_values[prm.name] = col.text_input(label, str(start), help=prm.help).strip()
                 elif prm.choices:
-                    family_values[prm.name] = col.selectbox(label, prm.choices, index=prm.choices.index(prm.default),
+                    family_values[prm.name] = col.selectbox(label, prm.choices, index=prm.choices.index(start),
                                                             help=prm.help)
                 elif isinstance(prm.default, int):
                     family_values[prm.name] = int(col.number_input(label, int(prm.low or 0), int(prm.high or 10**6),
-                                                                   prm.default, help=prm.help))
+                                                                   int(start), help=prm.help))
                 else:
-                    family_values[prm.name] = col.number_input(label, value=float(prm.default), format="%.4g",
+                    family_values[prm.name] = col.number_input(label, value=float(start), format="%.4g",
                                                                help=prm.help)
             beta = schedule_name = warmup = free_bits = auto_fb = None
         else:
-            beta = c3.number_input("β (KL weight)", 0.0, 100.0, float(p["beta"]), step=0.05,
+            beta = c3.number_input("β (KL weight)", 0.0, 100.0, float(p.get("beta", 1.0)), step=0.05,
                                    help="loss = BCE + β·KL per image; small β → sharper, less regular latents")
             schedule_name = c1.selectbox("β schedule", BETA_SCHEDULES, index=BETA_SCHEDULES.index(p["beta_schedule"]),
                                          help="linear: warm up from 0 against posterior collapse; "

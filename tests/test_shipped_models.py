@@ -143,7 +143,8 @@ def test_train_page_presets_are_valid_and_the_sprites_ones_are_the_shipped_recip
     from vae_core.train import config_from_args
     for name, preset in PRESETS.items():
         config_from_args(settings_to_flags(preset)).validate()
-    for preset_name, model in (("sprites β-VAE z=10", "sprites-z10"), ("color-sprites σ-VAE z=10", "color-sprites-z10")):
+    for preset_name, model in (("sprites β-VAE z=10", "sprites-z10"), ("color-sprites σ-VAE z=10", "color-sprites-z10"),
+                               ("sprites β-TCVAE z=10", "sprites-tcvae-z10"), ("MNIST FSQ 8,5,5,5", "mnist-fsq")):
         trained = load_checkpoint(REPO / "checkpoints" / model).config["training"]
         preset = config_from_args(settings_to_flags(PRESETS[preset_name])).to_dict()
         differ = {k: (preset[k], trained[k]) for k in preset if k not in ("out", "data_root") and preset[k] != trained[k]}

@@ -242,6 +242,14 @@ PRESETS = {
     # the shipped color-sprites-z10's recipe: the same on colour sprites, where likelihood auto is the
     # Gaussian decoder (the sigma-VAE)
     "color-sprites σ-VAE z=10": dict(_SPRITES_RECIPE, dataset="color-sprites"),
+    # the shipped sprites-tcvae-z10's recipe: the same data and network, beta-TCVAE at the paper's weights
+    # (alpha = gamma = 1, tc-beta 6); about 17 min on 2 idle CPU cores
+    "sprites β-TCVAE z=10": dict(_SPRITES_RECIPE, model="beta-tcvae", tc_beta=6.0, beta=1.0,
+                                 beta_schedule="constant", warmup_epochs=0.0),
+    # the shipped mnist-fsq's recipe: FSQ's 1,000-code grid (8,5,5,5) on MNIST; about 4 min on 2 idle cores
+    "MNIST FSQ 8,5,5,5": dict(dataset="mnist", model="fsq", latent_dim=4, fsq_levels="8,5,5,5", beta=1.0,
+                              beta_schedule="constant", warmup_epochs=0.0, free_bits=0.0, extra_decoder_layer=True,
+                              batchnorm=False, epochs=12, batch_size=128, lr=2e-3, lr_schedule="cosine"),
     # 10-12 s from start to done on 2 idle CPU cores (python -m vae_core.jobs start + wait);
     # 50-75 s on the same cores shared with three busy neighbours
     "Quick test (digits, about 10 s)": dict(dataset="digits", model="conv-vae", latent_dim=2, beta=0.5,

@@ -193,6 +193,8 @@ class TrainConfig:
         """The training section of config.json: a family's run records all its hyperparameters
         (defaults included); the four architectures' runs read exactly as before families."""
         d = asdict(self)
+        if self.target_kl is None:  # only --free-bits auto has one: other runs' configs read as before
+            del d["target_kl"]
         if self.family == "vae" and not self.family_params:
             del d["family_params"]
         else:
