@@ -193,11 +193,24 @@ def job_board():
                              yaxis_title="nats per image", legend=dict(orientation="h", y=1.02, yanchor="bottom"))
         c1, c2 = st.columns(2)
         c1.plotly_chart(curves, key="job_curves")
-        kl = np.asarray(metrics[-1]["test_kl_per_dim"])
-        bars = go.Figure(go.Bar(x=[f"z[{i}]" for i in range(len(kl))], y=kl))
-        bars.update_layout(height=300, margin=dict(l=40, r=10, t=30, b=40), yaxis_title="KL (nats)",
-                           title=f"KL per dimension · active units {metrics[-1]['active_units']}/{len(kl)}")
-        c2.plotly_chart(bars, key="job_kl")
+        if "codebook_usage" in metrics[-1]:  # fsq / vq-vae: no KL; how much of the codebook each epoch used
+            use = go.Figure([go.Scatter(x=ep, y=[100 * m["codebook_usage"] for m in metrics], name="codes used (%)",
+                                        mode="lines+markers"),
+                             go.Scatter(x=ep, y=[m["perplexity"] for m in metrics], name="perplexity",
+                                        mode="lines+markers", yaxis="y2")])
+            use.update_layout(height=300, margin=dict(l=40, r=40, t=40, b=80), xaxis_title="epoch",
+                              yaxis=dict(title="codes used (%)", range=[0, 105]),
+                              yaxis2=dict(title="perplexity", overlaying="y", side="right", rangemode="tozero"),
+                              legend=dict(orientation="h", y=-0.35, yanchor="top"),
+                              title=f"Codebook · last epoch {metrics[-1]['codebook_usage']:.0%} used, "
+                                    f"perplexity {metrics[-1]['perplexity']:.0f}")
+            c2.plotly_chart(use, key="job_codebook")
+        else:
+            kl = np.asarray(metrics[-1]["test_kl_per_dim"])
+            bars = go.Figure(go.Bar(x=[f"z[{i}]" for i in range(len(kl))], y=kl))
+            bars.update_layout(height=300, margin=dict(l=40, r=10, t=30, b=40), yaxis_title="KL (nats)",
+                               title=f"KL per dimension · active units {metrics[-1]['active_units']}/{len(kl)}")
+            c2.plotly_chart(bars, key="job_kl")
     by_epoch = epoch_grids(selected["folder"])
     if by_epoch:
         # the training gallery: any epoch's grids, not only the last; the newest unless the user picks one
