@@ -22,6 +22,7 @@ from vae_core.preprocess import IMAGE_TYPES
 ckpt = current_checkpoint()
 model = ckpt.model
 d = model.latent_dim
+discrete = model.discrete  # "fsq", "vq" or None
 key = st.session_state["model_key"]
 st.title("Explore")
 
@@ -66,7 +67,7 @@ if got is not None:
         dy = c2.selectbox("Scatter y axis", range(d), index=int(var_order[1]), format_func=lambda i: f"z[{i}]")
     eye = np.eye(d)
     points = np.stack([mu[:, dx], mu[:, dy] if dy is not None else np.zeros(len(mu))], 1)
-    if model.discrete == "fsq":  # codes sit on a grid: spread each cell's points over it to show how many
+    if discrete == "fsq":  # codes sit on a grid: spread each cell's points over it to show how many
         steps = [1.0 / (model.quantizer.levels[k] // 2) for k in (dx, dy if dy is not None else dx)]
         points = points + np.random.default_rng(0).uniform(-0.3, 0.3, points.shape) * np.array(steps)
     plane = Plane(points=points,
@@ -74,11 +75,10 @@ if got is not None:
                   titles=(f"z[{dx}]", f"z[{dy}]" if dy is not None else ""),
                   tag=f"explore-{dx}-{dy}-{with_train}{colour_tag}", classes=classes, palette=palette)
     what = {None: "latents (posterior means)", "fsq": "codes, each cell's points spread over it (they share "
-            "its grid point)", "vq": "encoder outputs before quantisation (z_e)"}[model.discrete]
+            "its grid point)", "vq": "encoder outputs before quantisation (z_e)"}[discrete]
     caption = (f"{len(mu):,} {ckpt.dataset} {what}. Click a point to jump to its z; click or "
                f"drag elsewhere to move z's plotted coordinates there; click a class in the legend to hide it.")
 
-discrete = model.discrete  # "fsq", "vq" or None
 if discrete == "fsq":  # each slider steps through its channel's levels: every position is a grid point
     q = model.quantizer
     sliders = [{"label": f"z[{i}]", "dim": i, "lo": q.values(i)[0], "hi": q.values(i)[-1],
@@ -141,9 +141,6 @@ st.divider()
 # Actions run as on_click callbacks: a callback runs before the script with the click,
 # so a click that lands while another run is going (Streamlit interrupts that run) is
 # never lost, as an `if st.button(...):` body can be.
-b1, b2, _ = st.columns(3)
-
-
 def random_z() -> np.ndarray:
     """A draw from the prior: N(0, I), or for a discrete model a uniformly random code (the VQ-VAE
     paper's prior while training; FSQ's grid point by point)."""
@@ -151,11 +148,13 @@ def random_z() -> np.ndarray:
     if discrete == "fsq":
         return np.array([rng.choice(model.quantizer.values(i)) for i in range(d)])
     if discrete == "vq":
+        vq = model.quantizer
         with torch.no_grad():
-            return model.quantizer.embed(torch.as_tensor(rng.integers(0, model.quantizer.K, (1, model.quantizer.M))))[0].numpy()
+            return vq.embed(torch.as_tensor(rng.integers(0, vq.K, (1, vq.M))))[0].numpy()
     return rng.standard_normal(d)
 
 
+b1, b2, _ = st.columns(3)
 b1.button("Random code" if discrete else "Sample z from the prior", icon=":material/casino:", width="stretch",
           on_click=lambda: set_z(random_z()))
 b2.button("Reset z to 0", icon=":material/restart_alt:", width="stretch", on_click=lambda: set_z(np.zeros(d)))
