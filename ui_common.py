@@ -371,6 +371,13 @@ def factor_names(ckpt) -> tuple | None:
     return None if got is None else got[1]
 
 
+def factors_of_test_set(ckpt) -> np.ndarray | None:
+    """The ground-truth factors (N, K) of the checkpoint's test images (shared, read-only), or
+    None for datasets without them or not on this machine."""
+    got = _test_factors(ckpt.dataset) if ckpt.dataset in SPRITE_NAMES else None
+    return None if got is None else got[0]
+
+
 @st.cache_resource(show_spinner="Fitting PCA…", max_entries=8)
 def _pca_for(ckpt_hash: str, _mu: np.ndarray):
     """Keyed by the weights' hash: the test latents are a function of it."""

@@ -14,8 +14,9 @@ import base64
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
+import torch
 
-from ui_common import (_test_factors, code_counts, current_checkpoint, encoded_image, factor_names,
+from ui_common import (code_counts, current_checkpoint, encoded_image, factor_names, factors_of_test_set,
                        get_cached_logvar, get_z, latents_or_build, show_image, test_images_for, z_text)
 from vae_core.images import png_bytes
 from vae_core.traversal import (COLLAPSED_KL, FONT_SIZE, PAD, decode_table, fsq_traversal_latents, kl_order, row_gif,
@@ -52,7 +53,8 @@ def discrete_traversal(ckpt_hash: str, _model, z0: tuple, dims: tuple, codes: tu
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def figure_png(ckpt_hash: str, z0: tuple, setting: tuple, col_labels: tuple, centre: int | None, corner: str,
-               rows: tuple, labels: tuple, muted: tuple, scale: int, _grid: np.ndarray) -> tuple[bytes, tuple[int, int]]:
+               rows: tuple, labels: tuple, muted: tuple, scale: int,
+               _grid: np.ndarray) -> tuple[bytes, tuple[int, int]]:
     """(PNG bytes, (width, height)) of the figure; _grid's rows are picked by `rows`; `setting`
     (range and columns, or the codes) names the grid with the hash and z0."""
     fig = traversal_figure(_grid[list(rows)], list(labels), list(col_labels), scale=scale,
@@ -165,7 +167,9 @@ if collapsed:
 rows = [r for r in range(len(dims)) if show_collapsed or r not in collapsed]  # positions in `dims`
 
 
-z0_slot_codes = None
+z0_key = tuple(float(v) for v in np.asarray(z0, np.float32))
+# vq-vae: z0's code in each slot, named in its row's label
+z0_slot_codes = model.quantizer.codes(torch.tensor([z0_key]))[0].tolist() if discrete == "vq" else None
 
 
 def row_label(r: int) -> str:
@@ -181,10 +185,6 @@ def row_label(r: int) -> str:
     return f"z[{dims[r]}] · {what} {amounts[r]:.2f}"
 
 
-z0_key = tuple(float(v) for v in np.asarray(z0, np.float32))
-if discrete == "vq":
-    import torch
-    z0_slot_codes = model.quantizer.codes(torch.tensor([z0_key]))[0].tolist()
 if discrete:
     grid = discrete_traversal(ckpt.hash, model, z0_key, tuple(dims), codes)
     setting = codes
@@ -205,7 +205,7 @@ png, (w, h) = figure_png(ckpt.hash, z0_key, setting, col_labels, centre_col, cor
                          scale, grid)
 
 names = factor_names(ckpt)
-factors = _test_factors(ckpt.dataset)[0] if names is not None else None
+factors = factors_of_test_set(ckpt) if names is not None else None
 beside = names is not None and mu is not None and factors is not None and len(factors) == len(mu) \
     and discrete != "vq"  # its rows are slots of several numbers, not dimensions
 HEAT_W = 360  # px: five factors of ~50 px, the dimension names and a slim colour bar
