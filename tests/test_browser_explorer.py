@@ -555,3 +555,35 @@ def test_a_colour_64_pixel_model_decodes_in_colour_in_the_browser(browser, tmp_p
         pg.screenshot(path=str(ARTIFACTS / "explore-color-sprites-64.png"))
         assert_no_traceback(pg)
         ctx.close()
+
+
+def test_fsq_sliders_step_through_levels_in_the_browser_and_the_code_follows(server, page):
+    """The shipped mnist-fsq: the server decodes (no browser decoder for a quantised model); key
+    presses move each slider one level at a time and stop at its last level; the picture is the
+    model's decode of that grid point, the code caption follows, a reload keeps the point, and
+    "Random code" lands on the grid."""
+    from vae_core.checkpoint import load_checkpoint
+    ck = load_checkpoint(REPO / "checkpoints" / "mnist-fsq")
+    page.goto(f"{server}/explore?model=mnist-fsq")
+    wait_for_app(page)
+    page.locator(".vle").wait_for(timeout=60_000)
+    settled_z(page)
+    assert page.evaluate("(h) => !!(window.__vaeDecoders && window.__vaeDecoders[h])", ck.hash) is False
+    press(page, "z[0]", "ArrowRight", 2)           # 0 -> 0.25 -> 0.5 (8 levels: steps of 0.25)
+    press(page, "z[1]", "ArrowLeft", 5, every_ms=40)  # 0 -> -0.5 -> -1, then it stays at its lowest level
+    z = settled_z(page)
+    assert z == [0.5, -1.0, 0.0, 0.0]
+    assert_picture_is_decode_of(page, ck, z)
+    page.wait_for_function("() => document.body.innerText.includes('level 7/8, 1/5, 3/5, 3/5')", timeout=30_000)
+    page.reload()
+    wait_for_app(page)
+    page.locator(".vle").wait_for(timeout=60_000)
+    assert settled_z(page) == [0.5, -1.0, 0.0, 0.0]
+    page.get_by_role("button", name="Random code").click()
+    page.wait_for_function("(z) => !new URL(location.href).searchParams.get('z').startsWith(z)",
+                           arg=",".join(f"{v:.3f}" for v in z), timeout=30_000)  # (1 in 1,000: the same code)
+    z2 = settled_z(page)
+    assert all(v in ck.model.quantizer.values(i) for i, v in enumerate(z2))
+    assert_picture_is_decode_of(page, ck, z2)
+    page.screenshot(path=str(ARTIFACTS / "explore-fsq.png"))
+    assert_no_traceback(page)
