@@ -615,20 +615,17 @@ def codes_of(model, z) -> np.ndarray:
 @st.cache_data(show_spinner=False, max_entries=16)
 def code_counts(ckpt_hash: str, _model, _mu: np.ndarray) -> np.ndarray:
     """How often the test set uses each code (vq-vae: over every slot; fsq: grid points), (K,)."""
-    import torch
-    with torch.no_grad():
-        codes = torch.cat([_model.quantizer.codes(torch.from_numpy(np.array(_mu[i:i + 4096], np.float32))).reshape(-1)
-                           for i in range(0, len(_mu), 4096)])
-    return np.bincount(codes.numpy(), minlength=_model.quantizer.codebook_size)
+    from vae_core.quantizers import code_histogram
+    return code_histogram(_model.quantizer, np.array(_mu, np.float32)).numpy()  # a copy: _mu is read-only
 
 
 def code_usage_chart(counts: np.ndarray, current=()):
     """The codebook's usage histogram (codes by index, the current z's codes marked) and its caption."""
     import plotly.graph_objects as go
+    from vae_core.quantizers import usage_and_perplexity
     k = len(counts)
     used = int((counts > 0).sum())
-    p = counts[counts > 0] / counts.sum()
-    perplexity = float(np.exp(-(p * np.log(p)).sum()))
+    _, perplexity = usage_and_perplexity(counts)
     fig = go.Figure(go.Bar(x=np.arange(k), y=counts, marker_line_width=0, name="test set",
                            hovertemplate="code %{x}: %{y} uses<extra></extra>"))
     for c in dict.fromkeys(int(c) for c in current):

@@ -234,14 +234,12 @@ def codebook_stats(model, z: torch.Tensor) -> dict:
     its perplexity (the number of equally used codes with the same entropy), the codes left
     unused ("dead") and the rate the code can carry at most, in nats per image (M ln K for
     vq-vae's M slots of K codes, ln prod L for fsq's grid)."""
+    from vae_core.quantizers import code_histogram, usage_and_perplexity
     q = model.quantizer
-    codes = torch.cat([q.codes(z[i:i + 4096]).reshape(-1).cpu() for i in range(0, len(z), 4096)])
-    counts = torch.bincount(codes, minlength=q.codebook_size).double()
-    p = counts[counts > 0] / counts.sum()
-    slots = getattr(q, "M", 1)
-    return {"codebook_usage": float((counts > 0).double().mean()), "perplexity": float(torch.exp(-(p * p.log()).sum())),
-            "dead_codes": int((counts == 0).sum()), "codebook_size": int(q.codebook_size),
-            "code_rate": slots * math.log(q.codebook_size)}
+    counts = code_histogram(q, z)
+    usage, perplexity = usage_and_perplexity(counts)
+    return {"codebook_usage": usage, "perplexity": perplexity, "dead_codes": int((counts == 0).sum()),
+            "codebook_size": int(q.codebook_size), "code_rate": getattr(q, "M", 1) * math.log(q.codebook_size)}
 
 
 def evaluation_images(ckpt, split: str = "test", data_root=None, limit: int | None = None) -> tuple[torch.Tensor, bool]:

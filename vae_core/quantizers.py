@@ -60,14 +60,31 @@ def straight_through(z: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     return z + (q - z).detach()
 
 
-def _perplexity(counts: torch.Tensor) -> tuple[float, float]:
-    """(share of codes used at least once, exp(entropy of the code histogram))."""
+def usage_and_perplexity(counts) -> tuple[float, float]:
+    """(share of codes used at least once, exp(entropy of the code histogram)) of a histogram
+    of code uses (a tensor or an array); (0, 0) for an empty one. In float64."""
+    counts = torch.as_tensor(counts).double()
     total = counts.sum()
     if total <= 0:
         return 0.0, 0.0
-    p = counts / total
-    entropy = -(p[p > 0] * p[p > 0].log()).sum()
-    return float((counts > 0).float().mean()), float(entropy.exp())
+    p = counts[counts > 0] / total
+    return float((counts > 0).double().mean()), float(torch.exp(-(p * p.log()).sum()))
+
+
+@torch.no_grad()
+def code_histogram(quantizer, z, chunk: int = 4096) -> torch.Tensor:
+    """How often the rows of z (N, D) use each code (VQ: over every slot; FSQ: grid points), (K,)
+    int64, counted a chunk at a time."""
+    z = torch.as_tensor(z)
+    codes = torch.cat([quantizer.codes(z[i:i + chunk].float()).reshape(-1).cpu() for i in range(0, len(z), chunk)])
+    return torch.bincount(codes, minlength=quantizer.codebook_size)
+
+
+def _pop_epoch_stats(counts: torch.Tensor) -> dict:
+    """The epoch's codebook usage and perplexity from a quantizer's running counts, which it resets."""
+    usage, perplexity = usage_and_perplexity(counts)
+    counts.zero_()
+    return {"codebook_usage": usage, "perplexity": perplexity}
 
 
 class FSQ(nn.Module):
@@ -145,9 +162,7 @@ class FSQ(nn.Module):
         self._counts += torch.bincount(self.codes(z), minlength=self.codebook_size).float()
 
     def epoch_stats(self) -> dict:
-        usage, perplexity = _perplexity(self._counts)
-        self._counts.zero_()
-        return {"codebook_usage": usage, "perplexity": perplexity}
+        return _pop_epoch_stats(self._counts)
 
 
 class VectorQuantizer(nn.Module):
@@ -220,9 +235,7 @@ class VectorQuantizer(nn.Module):
                 self.ema_count[dead] = 1.0
 
     def epoch_stats(self) -> dict:
-        usage, perplexity = _perplexity(self._counts)
-        self._counts.zero_()
-        return {"codebook_usage": usage, "perplexity": perplexity}
+        return _pop_epoch_stats(self._counts)
 
 
 def build_quantizer(cfg) -> nn.Module | None:
