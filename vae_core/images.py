@@ -114,10 +114,14 @@ def tile(images: np.ndarray, pad: int = 0, pad_value: int = 0) -> np.ndarray:
     return out
 
 
+def decode_many(model, z, batch: int = 1024) -> np.ndarray:
+    """decode of many z (N, D), `batch` at a time so memory stays bounded."""
+    return np.concatenate([decode(model, z[i:i + batch]) for i in range(0, len(z), batch)])
+
+
 def decode_grid(model, base_z, axis_x, axis_y, dirs, batch: int = 1024) -> np.ndarray:
     """Decode a whole grid and tile it into one mosaic uint8 image."""
     lat = grid_latents(base_z, axis_x, axis_y, dirs)
     rows, cols, d = lat.shape
-    flat = lat.reshape(-1, d)
-    imgs = np.concatenate([decode(model, flat[i:i + batch]) for i in range(0, len(flat), batch)])
+    imgs = decode_many(model, lat.reshape(-1, d), batch)
     return tile(imgs.reshape(rows, cols, *imgs.shape[1:]))

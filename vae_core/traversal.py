@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from vae_core import VaeError
-from vae_core.images import decode
+from vae_core.images import decode, decode_many
 
 COLLAPSED_KL = 0.01  # nats: a dimension whose posterior is the prior on average says ~nothing about x
 
@@ -109,7 +109,7 @@ def traversal_grid(model, z0, dims, values, batch: int = 1024) -> np.ndarray:
     centre = values == 0
     flat = z[:, ~centre].reshape(-1, d)
     if len(flat):
-        imgs = np.concatenate([decode(model, flat[i:i + batch]) for i in range(0, len(flat), batch)])
+        imgs = decode_many(model, flat, batch)
         out[:, ~centre] = imgs.reshape(rows, -1, *imgs.shape[1:])
     if centre.any():
         out[:, centre] = decode(model, np.asarray(z0, dtype=np.float32).ravel())
@@ -128,7 +128,7 @@ def decode_table(model, z, batch: int = 1024) -> np.ndarray:
     valid = np.isfinite(z).all(-1)
     flat = z[valid]
     if len(flat):
-        out[valid] = np.concatenate([decode(model, flat[i:i + batch]) for i in range(0, len(flat), batch)])
+        out[valid] = decode_many(model, flat, batch)
     return out
 
 
