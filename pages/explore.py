@@ -68,7 +68,7 @@ if got is not None:
     eye = np.eye(d)
     points = np.stack([mu[:, dx], mu[:, dy] if dy is not None else np.zeros(len(mu))], 1)
     if discrete == "fsq":  # codes sit on a grid: spread each cell's points over it to show how many
-        steps = [1.0 / (model.quantizer.levels[k] // 2) for k in (dx, dy if dy is not None else dx)]
+        steps = [model.quantizer.step(k) for k in (dx, dy if dy is not None else dx)]
         points = points + np.random.default_rng(0).uniform(-0.3, 0.3, points.shape) * np.array(steps)
     plane = Plane(points=points,
                   labels=labels, mu=mu, origin=np.zeros(d), ax=eye[dx], ay=None if dy is None else eye[dy],
@@ -82,7 +82,7 @@ if got is not None:
 if discrete == "fsq":  # each slider steps through its channel's levels: every position is a grid point
     q = model.quantizer
     sliders = [{"label": f"z[{i}]", "dim": i, "lo": q.values(i)[0], "hi": q.values(i)[-1],
-                "step": 1.0 / (q.levels[i] // 2)} for i in slider_dims]
+                "step": q.step(i)} for i in slider_dims]
 else:
     sliders = [{"label": f"z[{i}]", "dim": i, "lo": -Z_RANGE, "hi": Z_RANGE, "step": 0.05} for i in slider_dims]
 test_images = test_images_for(ckpt)

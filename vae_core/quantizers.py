@@ -124,6 +124,10 @@ class FSQ(nn.Module):
     def codebook_size(self) -> int:
         return math.prod(self.levels)
 
+    def step(self, dim: int) -> float:
+        """The distance between neighbouring levels of channel `dim` (1 / (L // 2))."""
+        return 1.0 / (self.levels[dim] // 2)
+
     def values(self, dim: int) -> list[float]:
         """The grid values channel `dim` can take, lowest first."""
         n, hw = self.levels[dim], self.levels[dim] // 2
