@@ -53,10 +53,10 @@ if mode == "quantiles":
 base = np.array(get_z(), dtype=np.float64)
 if d == 1:
     st.info("This model has one latent dimension: the grid shows z[0] along x (rows repeat).")
-    dirs, titles = (np.eye(1)[0], np.zeros(1)), ("z[0]", "")
+    dirs, titles, dims = (np.eye(1)[0], np.zeros(1)), ("z[0]", ""), (0, None)
     base[:] = 0.0
 elif d == 2:
-    dirs, titles = (np.eye(2)[0], np.eye(2)[1]), ("z[0]", "z[1]")
+    dirs, titles, dims = (np.eye(2)[0], np.eye(2)[1]), ("z[0]", "z[1]"), (0, 1)
     base[:] = 0.0
 else:
     axes = st.radio("Axes", ["two dimensions", "two principal components"], horizontal=True, key="grid_axes")
@@ -64,7 +64,7 @@ else:
     if axes == "two dimensions":
         i = c1.selectbox("x: dimension", range(d), 0, format_func=lambda k: f"z[{k}]", key="grid_dx")
         j = c2.selectbox("y: dimension", range(d), 1, format_func=lambda k: f"z[{k}]", key="grid_dy")
-        dirs, titles = (np.eye(d)[i], np.eye(d)[j]), (f"z[{i}]", f"z[{j}]")
+        dirs, titles, dims = (np.eye(d)[i], np.eye(d)[j]), (f"z[{i}]", f"z[{j}]"), (i, j)
         base[[i, j]] = 0.0
     else:
         pca = get_pca(ckpt)
@@ -77,18 +77,17 @@ else:
         for k in dict.fromkeys((i, j)):
             base -= ((base - pca.mean) @ pca.components[k]) * pca.components[k]
         dirs = (pca.components[i] * pca.std[i], pca.components[j] * pca.std[j])
-        titles = (f"PC{i + 1} (σ units)", f"PC{j + 1} (σ units)")
+        titles, dims = (f"PC{i + 1} (σ units)", f"PC{j + 1} (σ units)"), None  # not latent dimensions
     st.caption("The other dimensions stay at the current z (set it on Explore).")
 
 axis_x = grid_axes(n, extent, mode)
 axis_y = axis_x if d > 1 else np.zeros(n)
-if fsq is not None and titles[0].startswith("z["):  # the level pairs of the two dimensions, n aside
-    i, j = int(np.argmax(dirs[0])), (int(np.argmax(dirs[1])) if d > 1 else None)
-    axis_x = np.array(fsq.values(i))
-    axis_y = np.array(fsq.values(j)) if j is not None else np.zeros(1)
+if fsq is not None and dims is not None:  # the level pairs of the two dimensions, n aside
+    axis_x = np.array(fsq.values(dims[0]))
+    axis_y = np.array(fsq.values(dims[1])) if dims[1] is not None else np.zeros(1)
 mosaic, fig = grid_view(ckpt.hash, ckpt.model, base, axis_x, axis_y, dirs, titles)
 st.plotly_chart(fig, key="grid_fig", width="content")
 # a callable: the 4x PNG is made when the button is clicked, not on every run; "ignore": no rerun
 st.download_button(f"Download PNG ({mosaic.shape[1] * 4}×{mosaic.shape[0] * 4})",
-                   lambda: png_bytes(mosaic, scale=4), file_name=f"grid-{len(axis_x)}x{len(axis_y)}.png", mime="image/png",
-                   on_click="ignore", key="grid_download")
+                   lambda: png_bytes(mosaic, scale=4), file_name=f"grid-{len(axis_x)}x{len(axis_y)}.png",
+                   mime="image/png", on_click="ignore", key="grid_download")

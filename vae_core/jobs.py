@@ -367,7 +367,7 @@ def gallery_gif(folder, kind: str = "prior", fps: float = 2.0) -> bytes:
     try:
         for p in paths:
             with Image.open(p) as im:
-                frames.append(np.asarray(im.convert("RGB" if im.mode not in ("L",) else "L")))
+                frames.append(np.asarray(im.convert("L" if im.mode == "L" else "RGB")))
     except (OSError, UnidentifiedImageError) as e:
         raise VaeError(f"A grid of this run cannot be read ({e}); try again in a moment.") from e
     if len({f.shape for f in frames}) != 1:
