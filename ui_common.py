@@ -4,6 +4,7 @@ Everything computed lives in vae_core; this module only caches and lays out.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,11 +117,25 @@ def latents_or_build(ckpt, split: str = "test"):
     return get_cached_latents(ckpt.hash, split)
 
 
-def parse_z(text: str | None, dim: int) -> tuple[list[float] | None, str | None]:
+def z_range_of(model) -> float:
+    """The bound on |z| of the sliders, links and set_z: the prior's ±4σ, except for a VQ-VAE,
+    whose z is the encoder's unbounded output. Its codebook vectors may lie beyond 4, and a picked
+    code clipped to ±4 would snap to another code, so its bound covers the codebook (to 0.5)."""
+    if getattr(model, "discrete", None) == "vq":
+        return max(Z_RANGE, math.ceil(2 * float(model.quantizer.codebook.abs().max())) / 2)
+    return Z_RANGE
+
+
+def z_limit() -> float:
+    """The current model's z bound (z_range_of), as the sidebar recorded it when the model was picked."""
+    return st.session_state.get("z_range", Z_RANGE)
+
+
+def parse_z(text: str | None, dim: int, limit: float = Z_RANGE) -> tuple[list[float] | None, str | None]:
     """z from a link's `z=` value: (z or None, a notice for the person or None).
 
     A z of the wrong length or with values that are not numbers is refused with a
-    notice (z starts at 0); values beyond the sliders' range are clipped, and say so.
+    notice (z starts at 0); values beyond ±limit (the sliders' range) are clipped, and say so.
     """
     if not text:
         return None, None
@@ -133,9 +148,9 @@ def parse_z(text: str | None, dim: int) -> tuple[list[float] | None, str | None]
                       f"latent dimension{'s' if dim != 1 else ''}; z starts at 0.")
     if not all(np.isfinite(z)):
         return None, "The link's z holds a NaN or an infinity; z starts at 0."
-    clipped = [float(np.clip(v, -Z_RANGE, Z_RANGE)) for v in z]
+    clipped = [float(np.clip(v, -limit, limit)) for v in z]
     if clipped != z:
-        return clipped, (f"The link's z had values outside [−{Z_RANGE:g}, {Z_RANGE:g}], the sliders' range; "
+        return clipped, (f"The link's z had values outside [−{limit:g}, {limit:g}], the sliders' range; "
                          f"they were clipped.")
     return z, None
 
@@ -178,9 +193,11 @@ def sidebar_model_picker() -> ModelEntry | None:
     entry = by_key[key]
     st.sidebar.caption(plain(entry.label))
     from vae_core.evaluate import read_metrics
+    ck = None
     try:  # scores written for other weights in this folder are not shown as this model's
         # the page loads this same cached checkpoint next; its hash was taken as it was read
-        m = read_metrics(entry.path, get_checkpoint(str(entry.path), (entry.path / WEIGHTS).stat().st_mtime_ns).hash)
+        ck = get_checkpoint(str(entry.path), (entry.path / WEIGHTS).stat().st_mtime_ns)
+        m = read_metrics(entry.path, ck.hash)
     except (OSError, VaeError):
         m = None
     if m and m.get("nll") is not None:
@@ -189,8 +206,9 @@ def sidebar_model_picker() -> ModelEntry | None:
                            f"{m.get('active_units')}/{entry.latent_dim} active units · details on Compare")
     if st.session_state.get("model_key") != key:
         # a new model: take z from the URL on first load (a copied link), else start at 0
-        z, notice = (parse_z(st.query_params.get("z"), entry.latent_dim) if "model_key" not in st.session_state
-                     else (None, None))
+        st.session_state["z_range"] = z_range_of(ck.model) if ck is not None else Z_RANGE
+        z, notice = (parse_z(st.query_params.get("z"), entry.latent_dim, z_limit())
+                     if "model_key" not in st.session_state else (None, None))
         st.session_state["model_key"] = key
         set_z(z or [0.0] * entry.latent_dim)
         st.session_state.pop("z_notice", None)
@@ -221,14 +239,15 @@ def get_z() -> np.ndarray:
 
 
 def set_z(z, client: bool = False) -> None:
-    """Set z (clipped to the slider range) in the state and the URL.
+    """Set z (clipped to the slider range, z_limit) in the state and the URL.
 
     A change the server makes (reset, sample, jump, a link, a picked point) bumps
     z_version, which tells the browser's explorer (ui/latent_explorer.js) to take this
     z; a z the browser sent (client=True) does not, so the server never moves the
     sliders under the user's hand.
     """
-    z = [float(np.clip(v, -Z_RANGE, Z_RANGE)) for v in np.asarray(z, dtype=float).ravel()]
+    lim = z_limit()
+    z = [float(np.clip(v, -lim, lim)) for v in np.asarray(z, dtype=float).ravel()]
     st.session_state["z"] = z
     if not client:
         st.session_state["z_version"] = st.session_state.get("z_version", 0) + 1
@@ -582,7 +601,7 @@ def latent_view(key: str, ckpt, sliders: list[dict], plane: Plane | None, captio
         "ax": (plane.ax if plane else zero).astype(float).tolist(),
         "ay": None if plane is None or plane.ay is None else plane.ay.astype(float).tolist(),
         "sliders": sliders, "z": z, "v": st.session_state.get("z_version", 0),
-        "ack": st.session_state.get("z_ack"), "zmax": Z_RANGE,
+        "ack": st.session_state.get("z_ack"), "zmax": z_limit(),
         "image": image, "image_z": z_text(z), "size": DISPLAY, "caption": caption,
     }
     mu = plane.mu if plane is not None else np.zeros((0, d))

@@ -9,10 +9,10 @@ import numpy as np
 import streamlit as st
 import torch
 
-from ui_common import (Z_RANGE, Plane, code_counts, code_usage_chart, codes_of, current_checkpoint, encoded_image,
+from ui_common import (Plane, code_counts, code_usage_chart, codes_of, current_checkpoint, encoded_image,
                        factor_colouring, factor_names, get_z, latent_view, latents_or_build, prepared_upload,
                        public_mode, set_z, show_error, show_image, show_pixels, test_images_for,
-                       train_cache_available)
+                       train_cache_available, z_limit)
 from vae_core import VaeError
 from vae_core.favourites import export_favourites, favourites_file, import_favourites, load_favourites, save_favourites
 from vae_core.images import tile
@@ -84,7 +84,8 @@ if discrete == "fsq":  # each slider steps through its channel's levels: every p
     sliders = [{"label": f"z[{i}]", "dim": i, "lo": q.values(i)[0], "hi": q.values(i)[-1],
                 "step": q.step(i)} for i in slider_dims]
 else:
-    sliders = [{"label": f"z[{i}]", "dim": i, "lo": -Z_RANGE, "hi": Z_RANGE, "step": 0.05} for i in slider_dims]
+    lim = z_limit()  # ±4, or a VQ-VAE's codebook reach
+    sliders = [{"label": f"z[{i}]", "dim": i, "lo": -lim, "hi": lim, "step": 0.05} for i in slider_dims]
 test_images = test_images_for(ckpt)
 
 

@@ -7,7 +7,7 @@ from ui_common import ensure_app, forget_served_files, picker_key, public_mode, 
 from vae_core import VaeError
 from vae_core.data import BINARIZE_CHOICES
 from vae_core.device import DEVICE_CHOICES
-from vae_core.jobs import (PRESETS, cancel_job, delete_job, epoch_grids, eta_seconds, gallery_gif, job_summary,
+from vae_core.jobs import (PRESETS, cancel_job, delete_job, epoch_grids, eta_seconds, gallery_gif, gallery_problem, job_summary,
                            log_tail, read_metrics, refresh, schedule, settings_to_flags, start_job)
 from vae_core.losses import BETA_SCHEDULES
 from vae_core.families import FAMILIES, FAMILY_MODELS
@@ -228,18 +228,16 @@ def job_board():
         if "prior" in grids:
             c2.image(str(grids["prior"]), caption=f"epoch {ep}: samples from the prior (the same z every epoch)")
         if len(epochs) > 1:
-            def gif(kind):
-                try:
-                    return gallery_gif(selected["folder"], kind)
-                except VaeError as e:  # a grid being written: the next click gets it
-                    return str(e).encode()
             with st.container(horizontal=True):
-                st.download_button(f"GIF: prior samples over {len(epochs)} epochs", lambda: gif("prior"),
-                                   file_name=f"{selected['id']}-prior-epochs.gif", mime="image/gif",
-                                   on_click="ignore", icon=":material/animation:", key="gallery_gif_prior")
-                st.download_button("GIF: reconstructions over the epochs", lambda: gif("recon"),
-                                   file_name=f"{selected['id']}-recon-epochs.gif", mime="image/gif",
-                                   on_click="ignore", icon=":material/animation:", key="gallery_gif_recon")
+                for kind, label in (("prior", f"GIF: prior samples over {len(epochs)} epochs"),
+                                    ("recon", "GIF: reconstructions over the epochs")):
+                    # checked from the PNG headers first: a broken grid disables the button with the
+                    # reason rather than handing the user an error message saved as .gif
+                    why = gallery_problem(selected["folder"], kind)
+                    st.download_button(label, (lambda k=kind: gallery_gif(selected["folder"], k)) if not why else b"",
+                                       file_name=f"{selected['id']}-{kind}-epochs.gif", mime="image/gif",
+                                       on_click="ignore", icon=":material/animation:", key=f"gallery_gif_{kind}",
+                                       disabled=bool(why), help=why)
     st.code(log_tail(selected["folder"], 15) or "(no output yet)", language=None)
 
 

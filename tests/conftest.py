@@ -37,3 +37,46 @@ def cache_root(tmp_path, monkeypatch):
     root = tmp_path / "cache"
     monkeypatch.setenv("VAE_CACHE_DIR", str(root))
     return root
+
+
+# ---------------------------------------------------------------- the real browser
+# One Chromium and one app server for every browser test of the run: each costs seconds to
+# start, and the suite must stay under 10 minutes on 2 cores. Playwright's sync API keeps an
+# asyncio loop running on the main thread while it is open, which breaks AppTest and anything
+# else calling asyncio.run, so the tests that use it are moved to the end of the run (in their
+# files' order) and the browser opens only when the first of them starts.
+
+def pytest_collection_modifyitems(config, items):
+    uses = [i for i in items if "browser" in getattr(i, "fixturenames", ())]
+    items[:] = [i for i in items if "browser" not in getattr(i, "fixturenames", ())] + uses
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from tests.live_app import CHROMIUM, launch_chromium
+    if not os.path.exists(CHROMIUM):
+        if IN_CI:  # in CI a missing Chromium fails the browser tests, never skips them
+            pytest.fail(f"{CHROMIUM} is missing in CI: scripts/run-tests.sh installs it with apt-get")
+        pytest.skip(f"{CHROMIUM} not installed (scripts/run-tests.sh installs it as root)")
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        b = launch_chromium(p)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="session")
+def server():
+    """`streamlit run app.py` on a free localhost port with a private runs folder."""
+    from tests.live_app import app_server
+    (REPO / "test-artifacts").mkdir(exist_ok=True)
+    with app_server() as url:
+        yield url
+
+
+@pytest.fixture()
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    pg = context.new_page()
+    yield pg
+    context.close()

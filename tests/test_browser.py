@@ -4,46 +4,19 @@ Screenshots land in test-artifacts/ (ignored by git) for a person to look at.
 In CI (CI=true) these tests must run: a missing Chromium fails them, never skips.
 """
 import io
-import os
 
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from tests.conftest import IN_CI, REPO
-from tests.live_app import CHROMIUM, app_server, decoded_image, launch_chromium, wait_for_app
+from tests.conftest import REPO
+from tests.live_app import app_server, decoded_image, wait_for_app
 
 pytestmark = pytest.mark.browser
 ARTIFACTS = REPO / "test-artifacts"
 
-if not os.path.exists(CHROMIUM):
-    if IN_CI:
-        raise RuntimeError(f"{CHROMIUM} is missing in CI: scripts/run-tests.sh installs it with apt-get")
-    pytest.skip(f"{CHROMIUM} not installed (scripts/run-tests.sh installs it as root)", allow_module_level=True)
-
-
-@pytest.fixture(scope="module")
-def server():
-    ARTIFACTS.mkdir(exist_ok=True)
-    with app_server() as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as p:
-        b = launch_chromium(p)
-        yield b
-        b.close()
-
-
-@pytest.fixture()
-def page(browser):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-    pg = context.new_page()
-    yield pg
-    context.close()
+ARTIFACTS.mkdir(exist_ok=True)
+# browser, server and page: session fixtures in conftest.py
 
 
 def digit_png(kind: str, size=(120, 160)) -> bytes:

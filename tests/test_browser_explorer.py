@@ -12,7 +12,7 @@ from PIL import Image
 
 from tests.conftest import REPO
 from tests.live_app import app_server, decoded_image, explorer_state, settled_z, wait_for_app
-from tests.test_browser import ARTIFACTS, assert_no_traceback, browser, digit_png, page, server  # noqa: F401 (fixtures)
+from tests.test_browser import ARTIFACTS, assert_no_traceback, digit_png
 
 pytestmark = pytest.mark.browser
 
@@ -311,7 +311,7 @@ def test_both_themes_follow_the_browser(server, browser, scheme):
                  "/compare", "/train"):
         pg.goto(server + path)
         wait_for_app(pg)
-        pg.wait_for_timeout(1500)
+        pg.wait_for_timeout(400)  # plotly and the canvas draw after the script run, for the screenshot
         name = path.strip("/").split("?")[0] or "explore"
         pg.screenshot(path=str(ARTIFACTS / f"theme-{scheme}-{name}.png"), full_page=True)
         bg = pg.evaluate("() => getComputedStyle(document.querySelector('[data-testid=stApp]')).backgroundColor")

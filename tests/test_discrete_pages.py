@@ -89,10 +89,37 @@ def test_vq_code_pickers_set_z_to_codebook_vectors(env):
     no_errors(at)
     z = np.asarray(explorer_data(at)["z"], np.float32)
     want = q.codebook[[7, 3]].reshape(-1).numpy()
-    assert np.allclose(z, np.clip(want, -4, 4), atol=2e-3)
+    assert np.allclose(z, want, atol=2e-3)
     assert np.array_equal(data_pixels(explorer_data(at)), decode(ck.model, z))
     assert [n.value for n in at.number_input if n.key and n.key.startswith("vq_code_")] == [7, 3]
     assert any("of 16 codes used by the test set" in c.value for c in at.caption)
+
+
+def test_a_vq_code_beyond_four_is_picked_whole_not_clipped_into_another_code(env):
+    """z of a VQ-VAE is the encoder's unbounded output: a codebook vector at 5.5 must set z to 5.5
+    (the sliders reach it), where a ±4 clip would snap the picture to a different code."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+    far = env / "vq-far"
+    shutil.copytree(env / "vq", far)
+    weights = load_file(far / "model.safetensors")
+    key = next(k for k in weights if k.endswith("quantizer.codebook"))
+    weights[key][9] = torch.tensor([5.5, -5.2])
+    save_file(weights, far / "model.safetensors")
+    ck = load_checkpoint(far)
+    at = app("runs/vq-far", "pages/explore.py")
+    data = explorer_data(at)
+    reach = np.ceil(2 * float(weights[key].abs().max())) / 2  # trained codebooks already pass 4 (this one ~14)
+    assert reach >= 5.5 and data["zmax"] == reach
+    assert all((s["lo"], s["hi"]) == (-reach, reach) for s in data["sliders"])
+    next(n for n in at.number_input if n.key and n.key.endswith("_0")).set_value(9).run()
+    no_errors(at)
+    z = np.asarray(explorer_data(at)["z"], np.float32)
+    assert np.allclose(z[:2], [5.5, -5.2], atol=2e-3)
+    assert [n.value for n in at.number_input if n.key and n.key.startswith("vq_code_")][0] == 9
+    assert np.array_equal(data_pixels(explorer_data(at)), decode(ck.model, z))
+    shutil.rmtree(far)
 
 
 def test_traverse_walks_fsq_levels_and_vq_codes(env):

@@ -15,7 +15,7 @@ import urllib.request
 
 import pytest
 
-from tests.live_app import app_server, launch_chromium, wait_for_app
+from tests.live_app import app_server, wait_for_app
 
 AUDIT = textwrap.dedent("""
     import os, sys
@@ -72,17 +72,14 @@ def test_a_start_connects_nowhere_but_this_machine(tmp_path, args):
     assert log.exists() is False or _outbound(log) == []
 
 
-def test_using_the_app_in_chromium_connects_nowhere(tmp_path):
+@pytest.mark.browser
+def test_using_the_app_in_chromium_connects_nowhere(tmp_path, page):
     """A browser session runs the Explore page (model load, latent cache, decoder files) with no outbound connection."""
-    from playwright.sync_api import sync_playwright
     env, log = _start_env(tmp_path, "session")
-    with app_server(env, args=()) as url, sync_playwright() as pw:
-        browser = launch_chromium(pw)
-        page = browser.new_page()
+    with app_server(env, args=()) as url:
         page.goto(url.replace("127.0.0.1", "localhost") + "/explore")
         wait_for_app(page)
         page.wait_for_selector('img[alt="decode(z)"]', timeout=60_000)
         page.goto(url.replace("127.0.0.1", "localhost") + "/grid")
         wait_for_app(page)
-        browser.close()
     assert _outbound(log) == []

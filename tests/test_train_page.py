@@ -162,6 +162,19 @@ def test_the_training_gallery_shows_any_epoch_and_makes_a_gif(runs):
     slider.set_value(1).run()
     captions = [i.caption for el in at.get("image") for i in el.proto.imgs]
     assert any(c.startswith("epoch 1: test images") for c in captions) and not any("epoch 3" in c for c in captions)
-    assert [b.label for b in at.get("download_button")] == ["GIF: prior samples over 3 epochs",
-                                                            "GIF: reconstructions over the epochs"]
+    buttons = at.get("download_button")
+    assert [b.label for b in buttons] == ["GIF: prior samples over 3 epochs", "GIF: reconstructions over the epochs"]
+    assert not any(b.proto.disabled for b in buttons)
     assert not at.exception
+    # one broken grid (a user's disk, a copy cut short): that button is disabled with the reason, the
+    # other still works, and nothing ever serves an error message as a .gif
+    from vae_core import VaeError
+    from vae_core.jobs import gallery_problem
+    (folder / "grids" / "prior_e002.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 30)
+    assert "prior_e002.png cannot be read" in gallery_problem(folder, "prior") and gallery_problem(folder, "recon") is None
+    with pytest.raises(VaeError, match="prior_e002.png cannot be read"):
+        gallery_gif(folder, "prior")
+    at.run()
+    prior, recon = at.get("download_button")
+    assert prior.proto.disabled and "prior_e002.png cannot be read" in prior.proto.help
+    assert not recon.proto.disabled and not at.exception

@@ -274,44 +274,32 @@ def get_image(at, ck) -> np.ndarray:
 # ---------------------------------------------------------------- a real browser
 
 @pytest.mark.browser
-def test_traverse_in_chromium_light_and_dark():
-    import os
-    from tests.conftest import IN_CI
-    from tests.live_app import CHROMIUM, app_server, launch_chromium, wait_for_app
-    if not os.path.exists(CHROMIUM):
-        if IN_CI:  # as tests/test_browser.py: in CI a missing Chromium fails, never skips
-            pytest.fail(f"{CHROMIUM} is missing in CI: scripts/run-tests.sh installs it with apt-get")
-        pytest.skip(f"{CHROMIUM} not installed")
-    from playwright.sync_api import sync_playwright
+def test_traverse_in_chromium_light_and_dark(server, browser):
+    from tests.live_app import wait_for_app
+    url = server
     artifacts = REPO / "test-artifacts"
-    artifacts.mkdir(exist_ok=True)
-    with app_server() as url, sync_playwright() as p:
-        browser = launch_chromium(p)
-        try:
-            for scheme in ("light", "dark"):
-                # wide enough for the heat map beside the figure (under 1,560 px it wraps under it)
-                context = browser.new_context(viewport={"width": 1920, "height": 1400}, color_scheme=scheme)
-                page = context.new_page()
-                page.goto(f"{url}/traverse?model=sprites-z10")
-                wait_for_app(page)
-                figure = page.locator('img[alt="traversal figure"]')
-                figure.wait_for(timeout=60_000)
-                page.locator("[data-testid='stPlotlyChart'] .main-svg").first.wait_for(timeout=60_000)
-                page.wait_for_timeout(500)
-                box = figure.bounding_box()
-                assert box and box["width"] > 600 and 0.8 < box["width"] / box["height"] < 1.3, box
-                assert page.locator("[data-testid='stPlotlyChart'] .heatmaplayer, "
-                                    "[data-testid='stPlotlyChart'] image").count() >= 1
-                text = page.locator("[data-testid='stApp']").inner_text()
-                assert "Traceback" not in text and "Error running app" not in text
-                assert "I(z" in page.locator("[data-testid='stPlotlyChart']").inner_text()
-                heat = page.locator("[data-testid='stPlotlyChart']").bounding_box()
-                assert heat["x"] > box["x"] + box["width"] and abs(heat["y"] - box["y"]) < 2  # beside, tops level
-                bg = page.evaluate("() => getComputedStyle(document.querySelector('[data-testid=\"stApp\"]'))"
-                                   ".backgroundColor")
-                lum = np.mean([int(v) for v in re.findall(r"\d+", bg)[:3]])
-                assert (lum < 80) if scheme == "dark" else (lum > 200), bg
-                page.screenshot(path=str(artifacts / f"traverse-{scheme}.png"), full_page=True)
-                context.close()
-        finally:
-            browser.close()
+    for scheme in ("light", "dark"):
+        # wide enough for the heat map beside the figure (under 1,560 px it wraps under it)
+        context = browser.new_context(viewport={"width": 1920, "height": 1400}, color_scheme=scheme)
+        page = context.new_page()
+        page.goto(f"{url}/traverse?model=sprites-z10")
+        wait_for_app(page)
+        figure = page.locator('img[alt="traversal figure"]')
+        figure.wait_for(timeout=60_000)
+        page.locator("[data-testid='stPlotlyChart'] .main-svg").first.wait_for(timeout=60_000)
+        page.wait_for_timeout(500)
+        box = figure.bounding_box()
+        assert box and box["width"] > 600 and 0.8 < box["width"] / box["height"] < 1.3, box
+        assert page.locator("[data-testid='stPlotlyChart'] .heatmaplayer, "
+                            "[data-testid='stPlotlyChart'] image").count() >= 1
+        text = page.locator("[data-testid='stApp']").inner_text()
+        assert "Traceback" not in text and "Error running app" not in text
+        assert "I(z" in page.locator("[data-testid='stPlotlyChart']").inner_text()
+        heat = page.locator("[data-testid='stPlotlyChart']").bounding_box()
+        assert heat["x"] > box["x"] + box["width"] and abs(heat["y"] - box["y"]) < 2  # beside, tops level
+        bg = page.evaluate("() => getComputedStyle(document.querySelector('[data-testid=\"stApp\"]'))"
+                           ".backgroundColor")
+        lum = np.mean([int(v) for v in re.findall(r"\d+", bg)[:3]])
+        assert (lum < 80) if scheme == "dark" else (lum > 200), bg
+        page.screenshot(path=str(artifacts / f"traverse-{scheme}.png"), full_page=True)
+        context.close()

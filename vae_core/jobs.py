@@ -354,22 +354,41 @@ def epoch_grids(folder) -> dict[int, dict]:
     return dict(sorted(out.items()))
 
 
+def gallery_problem(folder, kind: str = "prior") -> str | None:
+    """Why the run's `kind` grids make no GIF (none yet, one unreadable, sizes differ), or None.
+    Reads only the PNG headers, so the Train page can ask on every rerun and disable the button
+    with the reason instead of serving an error as a .gif."""
+    from PIL import Image, UnidentifiedImageError
+    paths = [g[kind] for g in epoch_grids(folder).values() if kind in g]
+    if not paths:
+        return f"This run has no {kind} grids yet: they are written after each epoch."
+    sizes = set()
+    for p in paths:
+        try:
+            with Image.open(p) as im:
+                sizes.add(im.size)
+        except (OSError, UnidentifiedImageError) as e:
+            return f"The grid {Path(p).name} cannot be read ({e})."
+    if len(sizes) != 1:
+        return "This run's grids differ in size, so they make no single GIF."
+    return None
+
+
 def gallery_gif(folder, kind: str = "prior", fps: float = 2.0) -> bytes:
     """The run's `kind` grids, epoch after epoch, as one looping GIF labelled "epoch/last".
-    VaeError when the run has none yet, or a grid cannot be read (a file being written)."""
+    VaeError with gallery_problem's reason when there is none to make."""
     from PIL import Image, UnidentifiedImageError
 
     from vae_core.gif import gif_bytes
-    paths = [g[kind] for g in epoch_grids(folder).values() if kind in g]
-    if not paths:
-        raise VaeError(f"This run has no {kind} grids yet: they are written after each epoch.")
+    if why := gallery_problem(folder, kind):
+        raise VaeError(why)
     frames = []
     try:
-        for p in paths:
+        for p in [g[kind] for g in epoch_grids(folder).values() if kind in g]:
             with Image.open(p) as im:
                 frames.append(np.asarray(im.convert("L" if im.mode == "L" else "RGB")))
-    except (OSError, UnidentifiedImageError) as e:
-        raise VaeError(f"A grid of this run cannot be read ({e}); try again in a moment.") from e
+    except (OSError, UnidentifiedImageError) as e:  # a header that reads but pixels that do not
+        raise VaeError(f"A grid of this run cannot be read ({e}).") from e
     if len({f.shape for f in frames}) != 1:
         raise VaeError("This run's grids differ in size, so they make no single GIF.")
     h, w = frames[0].shape[:2]
