@@ -148,12 +148,19 @@ def _row_text(job: dict) -> str:
     return text + f" · {job['id']}"  # the id last: it is what the CLI takes
 
 
-@st.fragment(run_every=2.0)
-def job_board():
+def _active(jobs) -> bool:
+    return any(j["state"] in ("queued", "running") for j in jobs)
+
+
+def job_board(live: bool):
+    """The jobs, and the selected one's details. live: this fragment reruns itself every 2 s
+    (only while a job is queued or running; see the bottom of this page)."""
     if st.session_state.pop("goto_explore", False):
         st.switch_page("pages/explore.py")
     schedule()
     jobs = refresh()[::-1]  # newest first
+    if live and not _active(jobs):
+        st.rerun(scope="app")  # the last job ended: redraw the board without its timer
     if not jobs:
         st.info("No jobs yet: start one above. Jobs run in their own processes and survive reloads.")
         return
@@ -241,4 +248,11 @@ def job_board():
     st.code(log_tail(selected["folder"], 15) or "(no output yet)", language=None)
 
 
-job_board()
+# The board polls the run folders every 2 s only while a job is queued or running. A timer left
+# running also races a page switch: a tick that reaches the server as "Open in Explore" switches
+# pages reruns a fragment the new page does not have, and Streamlit 1.67 then blanked the new
+# page (seen in full test runs; streamlit/streamlit#9080 is the same race). With no job active,
+# which is when a finished model is opened, there is no timer to race.
+schedule()
+_live = _active(refresh())
+st.fragment(run_every=2.0 if _live else None)(job_board)(_live)

@@ -212,7 +212,12 @@ def test_a_colour_folder_trained_from_the_train_page_opens_in_explore(browser, t
         wait_for_app(page)
         picker = page.locator("[data-testid='stSidebar']").get_by_role("combobox", name="Model")
         assert "folder:" in picker.input_value()
-        decoded_image(page).wait_for(timeout=60_000)
+        try:
+            decoded_image(page).wait_for(timeout=60_000)
+        except Exception:
+            page.screenshot(path="/tmp/colourfail.png", full_page=True)
+            open("/tmp/colourfail.txt", "w").write(page.locator("[data-testid='stApp']").inner_text())
+            raise
         page.wait_for_function("() => { const r = document.querySelector('.vle'); return r && r.dataset.points; }",
                                timeout=60_000)
         src = decoded_image(page).get_attribute("src")

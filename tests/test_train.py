@@ -92,12 +92,16 @@ def _cli(*args, **kw):
     (["--binarize", "maybe"], "--binarize must be one of"),
     (["--lr", "nan"], "--lr must be"),
 ])
-def test_cli_refuses_bad_flags_before_any_work(tmp_path, args, needle):
+def test_cli_refuses_bad_flags_before_any_work(tmp_path, args, needle, capsys):
+    """The CLI's main() in this process (a real `python -m vae_core.train` costs 2 s of imports
+    per case; test_cli_trains_and_prints_a_summary and the jobs tests run the real command)."""
+    from vae_core.train import main
     out = tmp_path / "run"
-    r = _cli("--dataset", "digits", *args, "--out", str(out)) if "--dataset" not in args else _cli(*args, "--out", str(out))
-    assert r.returncode == 2
-    assert needle in r.stderr and "Traceback" not in r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1
+    rc = main(["--dataset", "digits", *args, "--out", str(out)] if "--dataset" not in args else [*args, "--out", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert needle in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
     assert not out.exists()
 
 
