@@ -214,10 +214,10 @@ def test_a_colour_folder_trained_from_the_train_page_opens_in_explore(browser, t
         assert "folder:" in picker.input_value()
         try:
             decoded_image(page).wait_for(timeout=60_000)
-        except Exception:
-            page.screenshot(path="/tmp/colourfail.png", full_page=True)
-            open("/tmp/colourfail.txt", "w").write(page.locator("[data-testid='stApp']").inner_text())
-            raise
+        except Exception:  # say what the page showed instead
+            page.screenshot(path=str(ARTIFACTS / "train-colour-explore-failed.png"), full_page=True)
+            raise AssertionError("no decoded image on Explore; the page said: "
+                                 + page.locator("[data-testid='stMain']").inner_text()[:1500])
         page.wait_for_function("() => { const r = document.querySelector('.vle'); return r && r.dataset.points; }",
                                timeout=60_000)
         src = decoded_image(page).get_attribute("src")
