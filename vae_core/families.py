@@ -47,6 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vae_core import VaeError
+from vae_core.distributed import average_gradients
 from vae_core.losses import kl_per_dim, recon_nll, vae_loss
 
 LOG_2PI = math.log(2 * math.pi)
@@ -207,6 +208,7 @@ class Discriminator(nn.Module):
         loss = F.cross_entropy(logits, labels)  # = (CE on the joint + CE on the permuted) / 2
         self.opt.zero_grad(set_to_none=True)    # drops the grads the VAE's backward left here
         loss.backward()
+        average_gradients(self)                 # under torchrun: the same step on every rank
         self.opt.step()
         return {"disc_loss": loss.detach(), "disc_acc": (logits.argmax(1) == labels).float().mean()}
 

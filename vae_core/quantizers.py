@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from vae_core import VaeError
+from vae_core.distributed import all_sum
 
 MAX_FSQ_CODES = 2 ** 16   # the product of the levels; the paper goes up to 2^16 (8,8,8,5,5,5 is 64,000)
 MAX_LEVEL = 256
@@ -220,11 +221,13 @@ class VectorQuantizer(nn.Module):
 
     def _update(self, flat: torch.Tensor, codes: torch.Tensor) -> None:
         onehot = torch.nn.functional.one_hot(codes, self.K).float()
-        n = onehot.sum(0)
+        # under torchrun the statistics of every rank's batch: the same codebook update everywhere
+        n = all_sum(onehot.sum(0))
+        sums = all_sum(onehot.T @ flat)
         self._counts += n
         g = self.decay
         self.ema_count.mul_(g).add_(n, alpha=1 - g)
-        self.ema_sum.mul_(g).add_(onehot.T @ flat, alpha=1 - g)
+        self.ema_sum.mul_(g).add_(sums, alpha=1 - g)
         total = self.ema_count.sum()
         smoothed = (self.ema_count + self.eps) / (total + self.K * self.eps) * total
         self.codebook.copy_(self.ema_sum / smoothed.clamp(min=self.eps)[:, None])

@@ -48,7 +48,7 @@ from pathlib import Path
 
 import torch
 
-from vae_core import VaeError
+from vae_core import VaeError, distributed
 from vae_core.checkpoint import FORMAT_VERSION, atomic_write_bytes, atomic_write_json, save_checkpoint
 from vae_core.data import (BINARIZE_CHOICES, CHANNEL_CHOICES, LazyImages, binarize_split, load_dataset,
                            parse_channels, to_float, validate_name)
@@ -341,12 +341,16 @@ def train(cfg: TrainConfig, command: str | None = None, progress: bool = True,
     optimiser step (the job runner uses it for the progress bar, rate-limited there).
     """
     cfg.validate()
-    device = resolve_device(cfg.device)
-    torch.manual_seed(cfg.seed)
+    # under torchrun: join the group (gloo on CPU, NCCL with one GPU per process); else a group of one
+    group, device = distributed.setup(resolve_device(cfg.device))
+    main_rank = group.main  # rank 0 alone writes the run folder and prints
+    progress = progress and main_rank
+    torch.manual_seed(cfg.seed)  # the same initial weights on every rank
     if device.type == "cpu":
         torch.use_deterministic_algorithms(True, warn_only=True)
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    if main_rank:
+        out.mkdir(parents=True, exist_ok=True)
 
     channels = parse_channels(cfg.channels)
     train_set = load_dataset(cfg.dataset, "train", cfg.data_root, image_size=cfg.image_size,
@@ -366,8 +370,9 @@ def train(cfg: TrainConfig, command: str | None = None, progress: bool = True,
         train_u8 = train_u8.to(device)  # resident on the device; batches are slices
     test_u8 = test_u8.to(device)
     n = train_u8.shape[0]
-    steps_per_epoch = math.ceil(n / cfg.batch_size)
+    steps_per_epoch = distributed.steps_per_epoch(n, cfg.batch_size, group)
     total_steps = steps_per_epoch * cfg.epochs
+    global_batch = cfg.batch_size * group.world
 
     model_config = cfg.model_config(shape)
     gaussian = model_config.likelihood == "gaussian"
@@ -378,6 +383,11 @@ def train(cfg: TrainConfig, command: str | None = None, progress: bool = True,
         family.configure(model, hp)
     model = cpu_fast_layout(model, device)
     step_fn = torch.compile(model) if cfg.compile else model
+    if group.world > 1:
+        # gradients averaged over the ranks after each backward (every parameter of every model kind
+        # and family takes part in its loss; the Gaussian decoder's log sigma is a buffer)
+        from torch.nn.parallel import DistributedDataParallel
+        step_fn = DistributedDataParallel(step_fn, device_ids=[device.index] if device.type == "cuda" else None)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
              if cfg.lr_schedule == "cosine" else None)
@@ -392,14 +402,19 @@ def train(cfg: TrainConfig, command: str | None = None, progress: bool = True,
                     "image_shape": list(shape)}
     base_config = {"model": model_config.to_dict(), "training": cfg.to_dict(),
                    "dataset": dataset_info, "command": command}
-    atomic_write_json(out / "config.json", {"format_version": FORMAT_VERSION, **base_config, "metrics": {}})
     metrics_path = out / "metrics.jsonl"
-    metrics_path.write_text("")  # a fresh run starts a fresh log
+    if main_rank:
+        atomic_write_json(out / "config.json", {"format_version": FORMAT_VERSION, **base_config, "metrics": {}})
+        metrics_path.write_text("")  # a fresh run starts a fresh log
     if progress:
+        ranks = (f"; {group.world} processes (torchrun, {'NCCL' if device.type == 'cuda' else 'gloo'}), global batch "
+                 f"{group.world} x {cfg.batch_size} = {global_batch}" if group.world > 1 else "")
         print(f"training {cfg.model} z={cfg.latent_dim} on {cfg.dataset} ({n} images of "
               f"{'x'.join(map(str, shape))}, {model_config.likelihood} decoder) "
-              f"on {describe_device(device)}{' with bf16 autocast' if bf16 else ''}", file=sys.stderr)
+              f"on {describe_device(device)}{' with bf16 autocast' if bf16 else ''}{ranks}", file=sys.stderr)
 
+    if group.world > 1:  # every network is built (the same on every rank): now each rank its own noise
+        torch.manual_seed(cfg.seed + 1000 * group.rank)
     last = {}
     adaptive = cfg.free_bits == "auto"
     free_bits = cfg.target_kl / cfg.latent_dim if adaptive else cfg.free_bits  # auto: an even share to start
@@ -412,11 +427,12 @@ def train(cfg: TrainConfig, command: str | None = None, progress: bool = True,
         kl_dims = torch.zeros(cfg.latent_dim, device=device)
         sq_err = torch.zeros((), device=device)    # Gaussian decoder: summed square error of the epoch
         extras = torch.zeros(len(extra_keys), device=device)  # the family's own terms (tc, mmd, ...)
+        seen = torch.zeros((), device=device)      # images this rank trained on
         perm = torch.randperm(n, generator=perm_gen)
         perm = perm if lazy else perm.to(device)
         bar = _progress_bar(steps_per_epoch, f"epoch {epoch}/{cfg.epochs}", progress)
         for step in range(steps_per_epoch):
-            idx = perm[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+            idx = distributed.shard(perm[step * global_batch:(step + 1) * global_batch], group)
             x = to_float(train_u8[idx], device)  # a lazy split renders these rows on the CPU here
             target = batch_targets(x, cfg.binarize)
             t = epoch - 1 + step / steps_per_epoch  # fractional epoch for the schedules
@@ -441,38 +457,49 @@ def train(cfg: TrainConfig, command: str | None = None, progress: bool = True,
             if sched:
                 sched.step()
             b = x.shape[0]
+            seen += b
             sums += torch.stack([terms["loss"], terms["recon"], terms["kl"]]).detach() * b
             kl_dims += terms["kl_per_dim"].detach() * b
             if extra_keys:
                 extras += torch.stack([terms[k].detach().float() for k in extra_keys]) * b
             if bar:
                 bar.update(1)
-            if on_step:
+            if on_step and main_rank:
                 on_step(epoch, step + 1, steps_per_epoch)
         if bar:
             bar.close()
         if device.type == "cuda":
             torch.cuda.synchronize(device)
+        # the epoch over every rank's shard (a no-op for one process)
+        for t in (sums, kl_dims, sq_err, extras, seen):
+            distributed.all_sum(t)
         seconds = time.perf_counter() - t0
-        loss, recon, kl = (sums / n).tolist()
+        n_seen = float(seen)  # n, less a dropped last batch under torchrun
+        loss, recon, kl = (sums / n_seen).tolist()
         check_finite(loss, "training loss", epoch, cfg.lr, cfg.beta)
         if gaussian:
             # the sigma evaluation uses: the optimum over this epoch's reconstructions
-            mse = sq_err / (n * math.prod(shape))
+            mse = sq_err / (n_seen * math.prod(shape))
             model.log_sigma.fill_(float((0.5 * torch.log(mse.clamp(min=1e-30))).clamp(min=MIN_LOG_SIGMA)))
 
         # fsq / vq-vae: how much of the codebook this epoch's training batches used
         codebook = model.quantizer.epoch_stats() if model.discrete else {}
+        if not main_rank:  # the next epoch's first backward waits for rank 0's evaluation and files
+            last = {"epoch": epoch, "loss": loss}
+            if adaptive:
+                free_bits = adapt_free_bits(free_bits, kl, cfg.target_kl, cfg.latent_dim)
+            continue
         test = evaluate_loss(model, test_u8, device=device)
         check_finite(test["loss"], "test loss", epoch, cfg.lr, cfg.beta)
         last = {
             "epoch": epoch, "beta": beta, "lr": opt.param_groups[0]["lr"],
-            "loss": loss, "recon": recon, "kl": kl, "kl_per_dim": (kl_dims / n).tolist(),
+            "loss": loss, "recon": recon, "kl": kl, "kl_per_dim": (kl_dims / n_seen).tolist(),
             "test_loss": test["loss"], "test_recon": test["recon"], "test_kl": test["kl"],
             "test_kl_per_dim": test["kl_per_dim"], "active_units": test["active_units"],
-            "seconds": seconds, "images_per_s": n / seconds,
+            "seconds": seconds, "images_per_s": n_seen / seconds,
+            **({"processes": group.world, "global_batch": global_batch} if group.world > 1 else {}),
             **({"sigma": float(model.decoder_log_sigma().exp())} if gaussian else {}),
-            **dict(zip(extra_keys, (extras / n).tolist())), **codebook,
+            **dict(zip(extra_keys, (extras / n_seen).tolist())), **codebook,
             **({"free_bits": free_bits} if adaptive else {}),
         }
         if adaptive:  # the floor the next epoch trains with, from this epoch's KL
@@ -501,6 +528,7 @@ def train(cfg: TrainConfig, command: str | None = None, progress: bool = True,
                   f"{last['images_per_s']:.0f} img/s", file=sys.stderr)
         if on_epoch:
             on_epoch(last)
+    distributed.barrier()  # under torchrun the other ranks leave once rank 0 has written the last epoch
     return last
 
 
@@ -595,6 +623,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vae-train: error: {e}", file=sys.stderr)
         return 2
     command = "python -m vae_core.train " + shlex.join(argv)
+    world = distributed.world_size()
+    if world > 1:  # how to run it again: the same group shape
+        per_node = int(os.environ.get("LOCAL_WORLD_SIZE", world))
+        command = (f"torchrun {f'--nnodes={world // per_node} ' if world > per_node else ''}"
+                   f"--nproc_per_node={per_node} -m vae_core.train " + shlex.join(argv))
+    quiet = os.environ.get("RANK", "0") != "0"  # under torchrun rank 0 speaks for the group
 
     def on_term(signum, frame):
         raise Stop()
@@ -605,10 +639,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vae-train: error: {e}", file=sys.stderr)
         return 1
     except (KeyboardInterrupt, Stop):
-        print(f"vae-train: stopped; the last completed epoch's checkpoint is in {cfg.out}", file=sys.stderr)
+        if not quiet:
+            print(f"vae-train: stopped; the last completed epoch's checkpoint is in {cfg.out}", file=sys.stderr)
         return 130
-    print(f"done: {cfg.epochs} epochs, test loss {last['test_loss']:.2f}, "
-          f"active units {last['active_units']}/{cfg.latent_dim}, checkpoint in {cfg.out}")
+    finally:
+        distributed.teardown()
+    if not quiet:
+        print(f"done: {cfg.epochs} epochs, test loss {last['test_loss']:.2f}, "
+              f"active units {last['active_units']}/{cfg.latent_dim}, checkpoint in {cfg.out}")
     return 0
 
 
