@@ -1,7 +1,10 @@
 """Train: start, watch and cancel background training jobs (vae_core.jobs)."""
+import os
+
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
+import torch
 
 from ui_common import ensure_app, forget_served_files, picker_key, public_mode, show_error
 from vae_core import VaeError
@@ -91,6 +94,12 @@ with st.expander("New training job", expanded=not refresh()):
         epochs = c2.number_input("Epochs", 1, 500, p["epochs"])
         batch = c3.number_input("Batch size", 1, 8192, p["batch_size"])
         lr = c1.number_input("Learning rate", 1e-6, 1.0, float(p["lr"]), format="%.4g")
+        processes = c1.number_input("Processes per job (GPUs on CUDA)", 1,
+                                    max(os.cpu_count() or 1, torch.cuda.device_count()), 1,
+                                    help="data-parallel training with torchrun: each process trains on its share "
+                                         "of every batch (one GPU each on CUDA, gloo on the CPU); the batch size "
+                                         "is per process, so the global batch is processes × batch size. The job "
+                                         "takes that many slots of its device.")
         seed = c2.number_input("Seed", 0, 2**31 - 1, 0)
         device = c3.selectbox("Device", DEVICE_CHOICES, help="auto: CUDA, then Apple MPS, then the CPU")
         dec1 = c1.checkbox("Extra decoder layer (dec+1)", p["extra_decoder_layer"],
@@ -123,7 +132,7 @@ with st.expander("New training job", expanded=not refresh()):
         if dataset == "folder":
             settings["dataset"] = f"folder:{folder.strip()}"
         try:
-            job = start_job(settings_to_flags(settings))
+            job = start_job(settings_to_flags(settings), processes=int(processes))
             st.session_state["train_selected"] = job
             st.success(f"Job {job} started.")
         except VaeError as e:

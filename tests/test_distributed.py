@@ -1,6 +1,6 @@
 """torchrun with gloo: two real CPU processes train one model (vae_core/distributed.py).
 
-Each run is a real `python -m torch.distributed.run` on 2,000 MNIST images; a Python audit
+Each run is a real `python -m torch.distributed.run` (MNIST, digits); a Python audit
 hook (sitecustomize.py on PYTHONPATH, as in test_no_network.py) logs every file each rank
 opens for writing or renames, so "rank 1 writes nothing" is observed, not assumed.
 """
@@ -107,39 +107,6 @@ def test_two_gloo_processes_train_the_model_one_process_trains_with_their_global
     no_errors(app("runs/ddp", "pages/explore.py"))
 
 
-def test_killing_one_rank_stops_the_group_and_keeps_the_last_completed_epoch(tmp_path, data_root):
-    """SIGKILL on rank 1 mid-run: torchrun stops rank 0 too and fails; the folder holds the last
-    completed epoch's checkpoint, whole, and its metrics agree with it."""
-    from vae_core.checkpoint import load_checkpoint
-    env = _env(tmp_path, data_root)
-    out = tmp_path / "run"
-    args = [*common(epochs=200), "--batch-size", "32", "--out", str(out)]
-    proc = subprocess.Popen(_torchrun(2, args), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    try:
-        deadline = time.time() + 120
-        while time.time() < deadline:  # two epochs written, then kill rank 1
-            metrics = out / "metrics.jsonl"
-            if metrics.exists() and len(metrics.read_text().splitlines()) >= 2:
-                break
-            time.sleep(0.1)
-        rank1 = next(pid for pid in _children(proc.pid) if _environ(pid).get("RANK") == "1")
-        os.kill(rank1, signal.SIGKILL)
-        _, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode != 0
-    assert "vae_core.train FAILED" in err and "SIGKILL" in err
-    ck = load_checkpoint(out)
-    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
-    assert 2 <= len(lines) < 200
-    saved = json.loads((out / "config.json").read_text())["metrics"]
-    assert saved["epoch"] == lines[-1]["epoch"] and saved["test_loss"] == lines[-1]["test_loss"]
-    assert ck.config["metrics"]["epoch"] == lines[-1]["epoch"]
-    assert not [p for p in out.rglob("*") if p.name.startswith(".") or p.suffix == ".tmp"]
-
-
 def _children(pid: int) -> list[int]:
     """Every descendant of pid (torchrun's ranks are its children)."""
     out, todo = [], [pid]
@@ -161,3 +128,50 @@ def _environ(pid: int) -> dict:
     except OSError:
         return {}
     return dict(kv.split("=", 1) for kv in raw.decode(errors="replace").split("\0") if "=" in kv)
+
+
+# ---------------------------------------------------------------- jobs with several processes
+
+def test_a_two_process_job_takes_two_slots_and_a_killed_rank_fails_it_cleanly(tmp_path, monkeypatch, cache_root):
+    """`jobs start --processes 2`: the job runs its ranks under torchrun and counts as two CPU
+    slots (with VAE_CPU_JOBS=2 a one-process job waits behind it); killing rank 1 of a second such
+    job ends it failed, with the reason, and its last completed epoch loads."""
+    from vae_core.checkpoint import load_checkpoint
+    from vae_core.jobs import cancel_job, read_status, refresh, start_job, wait_job
+    from tests.test_jobs import _wait_for
+    runs = tmp_path / "runs"
+    monkeypatch.setenv("VAE_RUNS_DIR", str(runs))
+    monkeypatch.setenv("VAE_CPU_JOBS", "2")
+    tiny = ["--dataset", "digits", "--limit", "600", "--epochs", "2", "--device", "cpu", "--conv-channels", "8,16",
+            "--hidden", "32"]
+    with pytest.raises(Exception, match="whole number from 1"):
+        start_job(tiny, processes=0)
+    pair = start_job(tiny, processes=2)
+    solo = start_job(tiny)
+    assert read_status(runs / pair)["state"] == "running" and read_status(runs / solo)["state"] == "queued"
+    assert wait_job(pair, timeout=180)["state"] == "done"
+    cancel_job(solo)  # it started once the pair's two slots were free; its own training is no news
+    job = read_status(runs / pair)
+    assert job["processes"] == 2 and job["progress"]["epoch"] == 2
+    assert json.loads((runs / pair / "config.json").read_text())["command"].startswith("torchrun --nproc_per_node=2")
+    assert "global batch 2 x 128 = 256" in (runs / pair / "log.txt").read_text()
+    assert any(m["id"] == pair for m in refresh()) and load_checkpoint(runs / pair)
+
+    long = start_job(["--dataset", "digits", "--epochs", "300", "--batch-size", "32", "--device", "cpu",
+                      "--conv-channels", "8,16", "--hidden", "32"], processes=2)
+    folder = runs / long
+    try:
+        _wait_for(lambda: (folder / "metrics.jsonl").exists() and
+                  len((folder / "metrics.jsonl").read_text().splitlines()) >= 1, what="an epoch of the 2-process job")
+        rank1 = next(pid for pid in _children(read_status(folder)["pid"]) if _environ(pid).get("RANK") == "1")
+        os.kill(rank1, signal.SIGKILL)
+        job = wait_job(long, timeout=120)
+    finally:
+        if read_status(folder)["state"] == "running":
+            cancel_job(long)
+    assert job["state"] == "failed" and job["error"].startswith(
+        "A training process of this 2-process job failed: rank 1 was killed by SIGKILL (torchrun exit code"), job
+    ck = load_checkpoint(folder)
+    saved = [json.loads(x) for x in (folder / "metrics.jsonl").read_text().splitlines()]
+    assert ck.config["metrics"]["epoch"] == saved[-1]["epoch"] >= 1
+    assert not [p for p in folder.rglob("*") if p.suffix == ".tmp"]  # no half-written file

@@ -178,3 +178,23 @@ def test_the_training_gallery_shows_any_epoch_and_makes_a_gif(runs):
     prior, recon = at.get("download_button")
     assert prior.proto.disabled and "prior_e002.png cannot be read" in prior.proto.help
     assert not recon.proto.disabled and not at.exception
+
+
+def test_processes_per_job_starts_a_torchrun_job_from_the_form(runs):
+    """The form's "Processes per job" reaches the job: it is recorded, shown on its row, and the
+    job runs its ranks under torchrun (tests/test_distributed.py trains such jobs to the end)."""
+    at = train_page()
+    at.selectbox(key="train_preset").set_value("Quick test (digits, about 10 s)").run()
+    knob = next(w for w in at.number_input if w.label == "Processes per job (GPUs on CUDA)")
+    assert knob.value == 1 and "global batch is processes × batch size" in knob.help
+    knob.set_value(2)
+    at.button[0].click().run()
+    assert not at.exception and any("started" in s.value for s in at.success), [e.value for e in at.error]
+    job = refresh()[0]
+    try:
+        assert job["processes"] == 2 and job_summary(job).endswith("· 2 processes")
+        at.run()
+        assert any("2 processes · running" in p.proto.text or "2 processes · queued" in p.proto.text
+                   for p in at.get("progress")), [p.proto.text for p in at.get("progress")]
+    finally:
+        cancel_job(job["id"])

@@ -315,8 +315,9 @@ def job_summary(status: dict) -> str:
         weights = f"β={s['beta']:g}"
         if s.get("free_bits") == "auto":
             weights += f" · free bits auto → KL {s['target_kl']:g}"
+    n = processes_of(status)
     return (f"{s['dataset']} · {s['model']} · z={s['latent_dim']} · {weights} · {s['epochs']} epoch"
-            + "s" * (s["epochs"] != 1))
+            + "s" * (s["epochs"] != 1) + (f" · {n} processes" if n > 1 else ""))
 
 
 def read_metrics(folder) -> list[dict]:
@@ -472,8 +473,11 @@ def _disk_error(e: OSError, root: Path) -> VaeError:
                     f"No job was created.")
 
 
-def start_job(train_args: list[str], runs=None) -> str:
+def start_job(train_args: list[str], runs=None, processes: int = 1) -> str:
     """Validate the training flags, create a queued job and schedule. Returns the job id.
+
+    processes > 1 trains the job with that many data-parallel processes under torchrun (on CUDA
+    one GPU each); the job takes that many of its device's slots (see schedule).
 
     Invalid flags, work over VAE_MAX_JOB_STEPS and a queue holding VAE_MAX_QUEUED_JOBS
     raise VaeError before anything is written; a failed write (a full disk) removes the
@@ -489,6 +493,7 @@ def start_job(train_args: list[str], runs=None) -> str:
         raise VaeError(f"Unknown or malformed training flag in {' '.join(train_args)!r}.") from e
     cfg.validate()
     check_job_steps(cfg)
+    processes = check_processes(processes, cfg)
     max_queued = _env_limit("VAE_MAX_QUEUED_JOBS", MAX_QUEUED_JOBS)
     device = resolve_device(cfg.device).type
     root = default_runs_dir(runs)
@@ -506,7 +511,7 @@ def start_job(train_args: list[str], runs=None) -> str:
             folder.mkdir()
             created = True
             update_status(folder, id=job_id, state="queued", args=list(train_args) + ["--out", str(folder)],
-                          device=device, created=_now(), started=None, ended=None, pid=None,
+                          device=device, processes=processes, created=_now(), started=None, ended=None, pid=None,
                           progress={"epoch": 0, "epochs": cfg.epochs, "step": 0, "steps": 0}, error=None)
     except OSError as e:
         if created:
@@ -538,17 +543,52 @@ def refresh(runs=None) -> list[dict]:
     return jobs
 
 
+def processes_of(job: dict) -> int:
+    """The slots a job takes: its torchrun processes (1 for an ordinary job)."""
+    p = job.get("processes", 1)
+    return p if isinstance(p, int) and not isinstance(p, bool) and p >= 1 else 1
+
+
+def check_processes(processes, cfg) -> int:
+    """processes per job: a whole number from 1; on CUDA at most the GPUs there are; mps has no torchrun."""
+    if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
+        raise VaeError(f"processes per job must be a whole number from 1, not {processes!r}.")
+    if processes > 1:
+        from vae_core.device import resolve_device
+        kind = resolve_device(cfg.device).type
+        if kind == "mps":
+            raise VaeError("Apple MPS has no multi-process training: use 1 process per job there.")
+        if kind == "cuda":
+            import torch
+            if processes > torch.cuda.device_count():
+                raise VaeError(f"{processes} GPUs per job asked for, but this machine has "
+                               f"{torch.cuda.device_count()}.")
+        elif processes > (os.cpu_count() or 1):
+            raise VaeError(f"{processes} processes per job asked for, but this machine has {os.cpu_count()} CPU "
+                           f"cores: more processes than cores only slows training down.")
+    return processes
+
+
 def schedule(runs=None) -> None:
-    """Start queued jobs, oldest first, while their device has a free slot."""
+    """Start queued jobs, oldest first, while their device has free slots.
+
+    A job takes as many slots as it has processes (one GPU each on CUDA; on the CPU the
+    VAE_CPU_JOBS slots). A job wanting more slots than the device has runs alone, once the
+    device is idle, rather than never."""
     root = default_runs_dir(runs)
     with _locked(root / ".scheduler.lock"):
         jobs = refresh(root)
         running = [j for j in jobs if j["state"] == "running"]
         for job in (j for j in jobs if j["state"] == "queued"):
-            busy = sum(1 for j in running if j.get("device") == job.get("device"))
-            if busy < _slots(job.get("device", "cpu")):
+            device = job.get("device", "cpu")
+            busy = sum(processes_of(j) for j in running if j.get("device") == device)
+            need = processes_of(job)
+            if busy + need <= _slots(device) or (busy == 0 and device != "cuda"):
                 _launch(Path(job["folder"]), running)
                 running.append(read_status(Path(job["folder"])))
+            elif busy == 0 and device == "cuda":  # more GPUs than there are: it can never start
+                update_status(Path(job["folder"]), only_if_state=("queued",), state="failed", ended=_now(),
+                              error=f"This job wants {need} GPUs and this machine has {_slots(device)}.")
 
 
 def _slots(device: str) -> int:
@@ -563,10 +603,15 @@ def _launch(folder: Path, running: list[dict]) -> None:
     env = dict(os.environ)
     gpu = None
     if status.get("device") == "cuda":
-        # one job per GPU: give the job a GPU no running job holds, and only that one
-        taken = {j.get("gpu") for j in running if j.get("device") == "cuda"}
-        gpu = next(i for i in range(_slots("cuda")) if i not in taken)
-        env["CUDA_VISIBLE_DEVICES"] = str(gpu)
+        # GPUs no running job holds, and only those: one per process
+        taken = set()
+        for j in running:
+            if j.get("device") == "cuda":
+                taken |= set(j["gpu"] if isinstance(j.get("gpu"), list) else [j.get("gpu")])
+        free = [i for i in range(_slots("cuda")) if i not in taken]
+        gpus = free[:processes_of(status)]
+        gpu = gpus[0] if len(gpus) == 1 else gpus
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, gpus))
     log = open(folder / LOG, "ab")
     # A new session: the job is its own process group (cancel signals the whole group)
     # and outlives the app or CLI that started it.
@@ -655,12 +700,8 @@ def delete_job(job_id: str, runs=None) -> str | None:
 
 # ---------------------------------------------------------------- the job process
 
-def _run(folder: Path) -> int:
-    """Body of the job process: train, record the outcome, cache latents, start the next job."""
-    from vae_core.train import Stop, config_from_args, train
-    folder = Path(folder)
-    status = update_status(folder, state="running", pid=os.getpid())
-    remove_stale_temp_files(folder, runner=True)  # the only writer here from now on
+def _progress_writer(folder: Path, status: dict):
+    """on_step for train(): the job's progress in status.json, at most every PROGRESS_EVERY_S."""
     last_write = [0.0]
     progress = dict(status["progress"])
 
@@ -669,27 +710,69 @@ def _run(folder: Path) -> int:
         if time.monotonic() - last_write[0] >= PROGRESS_EVERY_S or step == steps:
             last_write[0] = time.monotonic()
             update_status(folder, only_if_state=("running",), progress=dict(progress))
+    on_step.progress = progress
+    return on_step
 
-    def on_term(signum, frame):
-        raise Stop()
-    signal.signal(signal.SIGTERM, on_term)
-    outcome = {"state": "done", "error": None}
+
+def _train_outcome(folder: Path, status: dict, on_step, command: str) -> dict:
+    """Train the job's flags in this process; its outcome as status fields (never raises)."""
+    from vae_core.train import Stop, config_from_args, train
     try:
         cfg = config_from_args(status["args"])
-        train(cfg, command="python -m vae_core.train " + " ".join(status["args"]), on_step=on_step)
-        update_status(folder, progress={**progress, "epoch": cfg.epochs})
+        train(cfg, command=command, on_step=on_step)
+        return {"state": "done", "error": None}
     except (Stop, KeyboardInterrupt):
-        outcome = {"state": "cancelled", "error": None}
+        return {"state": "cancelled", "error": None}
     except VaeError as e:
-        outcome = {"state": "failed", "error": str(e)}
+        return {"state": "failed", "error": str(e)}
     except Exception as e:  # noqa: BLE001 - every failure must end in a final state
         if type(e).__name__ == "OutOfMemoryError":
             msg = "CUDA ran out of memory: try a smaller --batch-size (or a smaller model)."
         else:
             msg = f"Training crashed: {type(e).__name__}: {e}"
-        outcome = {"state": "failed", "error": msg}
         print(msg, file=sys.stderr)
+        return {"state": "failed", "error": msg}
+
+
+def _on_term(signum, frame):
+    from vae_core.train import Stop
+    raise Stop()
+
+
+def _run(folder: Path) -> int:
+    """Body of the job process: train (or supervise the job's torchrun ranks), record the
+    outcome, cache latents, start the next job."""
+    from vae_core.train import Stop, config_from_args
+    folder = Path(folder)
+    status = update_status(folder, state="running", pid=os.getpid())
+    remove_stale_temp_files(folder, runner=True)  # the only writer here from now on
+    signal.signal(signal.SIGTERM, _on_term)
+    command = "python -m vae_core.train " + " ".join(status["args"])
+    n = processes_of(status)
+    if n == 1:
+        on_step = _progress_writer(folder, status)
+        outcome = _train_outcome(folder, status, on_step, command)
+    else:
+        # torchrun starts the ranks (`_rank` below): in this process group, so a cancel's SIGTERM
+        # reaches them all; rank 0 writes progress and its error; this process decides the outcome
+        env = dict(os.environ)
+        if status.get("device") != "cuda":  # the cores shared out, not every rank on all of them
+            env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // n))
+        proc = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                                 "--nproc_per_node", str(n), "-m", "vae_core.jobs", "_rank", str(folder)], env=env)
+        try:
+            rc = proc.wait()
+            error = (read_status(folder) or {}).get("error")
+            outcome = ({"state": "done", "error": None} if rc == 0 else
+                       {"state": "failed", "error": error or f"A training process of this {n}-process job failed"
+                        f"{_root_cause(folder)} (torchrun exit code {rc}); the log below says more."})
+        except (Stop, KeyboardInterrupt):
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=CANCEL_GRACE_S)  # the ranks finish their atomic writes
+            outcome = {"state": "cancelled", "error": None}
     if outcome["state"] == "done":
+        cfg = config_from_args(status["args"])
+        update_status(folder, progress={**(read_status(folder) or status)["progress"], "epoch": cfg.epochs})
         try:  # the finished model shows up in the explorer with its scatter ready
             from vae_core.checkpoint import load_checkpoint
             from vae_core.latents import encode_dataset
@@ -699,6 +782,44 @@ def _run(folder: Path) -> int:
     update_status(folder, only_if_state=("running",), ended=_now(), **outcome)
     schedule(folder.parent)
     return 0 if outcome["state"] == "done" else 1
+
+
+def _root_cause(folder: Path) -> str:
+    """torchrun's "Root Cause" of a failed group, from the job's log: ": rank 1 was killed by
+    SIGKILL", ": rank 0 exited with code 1", or "" when the log does not say."""
+    import re
+    text = log_tail(folder, 60)
+    cause = text[text.rfind("Root Cause"):] if "Root Cause" in text else ""
+    rank, code = re.search(r"rank\s*:\s*(\d+)", cause), re.search(r"exitcode\s*:\s*(-?\d+)", cause)
+    if not rank or not code:
+        return ""
+    c = int(code.group(1))
+    if c < 0:
+        with contextlib.suppress(ValueError):
+            return f": rank {rank.group(1)} was killed by {signal.Signals(-c).name}"
+    return f": rank {rank.group(1)} exited with code {c}"
+
+
+def _rank(folder: Path) -> int:
+    """One torchrun rank of a multi-process job. Every rank trains (vae_core.distributed);
+    rank 0 alone writes the run folder, the progress, and the error that ends a failed run."""
+    from vae_core import distributed
+    folder = Path(folder)
+    status = read_status(folder)
+    main_rank = os.environ.get("RANK", "0") == "0"
+    signal.signal(signal.SIGTERM, _on_term)
+    n = processes_of(status)
+    command = f"torchrun --nproc_per_node={n} -m vae_core.train " + " ".join(status["args"])
+    try:
+        outcome = _train_outcome(folder, status, _progress_writer(folder, status) if main_rank else None, command)
+    finally:
+        distributed.teardown()
+    # a rank whose peer died fails in its next collective call ("gloo ... Read error", "NCCL ...
+    # remote process exited"): that is not the cause, so it is left to torchrun's report
+    peer_gone = outcome["state"] == "failed" and any(w in outcome["error"] for w in ("gloo", "NCCL", "Connection"))
+    if outcome["state"] == "failed" and main_rank and not peer_gone:
+        update_status(folder, only_if_state=("running",), error=outcome["error"])
+    return {"done": 0, "cancelled": 130}.get(outcome["state"], 1)
 
 
 # ---------------------------------------------------------------- CLI
@@ -714,6 +835,8 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["_run"]:
         return _run(Path(argv[1]))
+    if argv[:1] == ["_rank"]:
+        return _rank(Path(argv[1]))
     p = argparse.ArgumentParser(prog="python -m vae_core.jobs", description="Background training jobs.")
     p.add_argument("--runs-dir", default=None, help="default $VAE_RUNS_DIR, else ./runs")
     # Every subcommand takes --runs-dir too, so it may come before or after the subcommand;
@@ -721,7 +844,9 @@ def main(argv=None) -> int:
     runs_flag = argparse.ArgumentParser(add_help=False)
     runs_flag.add_argument("--runs-dir", default=argparse.SUPPRESS, help="default $VAE_RUNS_DIR, else ./runs")
     sub = p.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("start", parents=[runs_flag], help="start a job; the training flags of vae_core.train follow")
+    st_ = sub.add_parser("start", parents=[runs_flag], help="start a job; the training flags of vae_core.train follow")
+    st_.add_argument("--processes", type=int, default=1, help="data-parallel processes for the job (torchrun; "
+                     "on CUDA one GPU each); the job takes that many of its device's slots")
     ls = sub.add_parser("list", parents=[runs_flag])
     ls.add_argument("--json", action="store_true")
     for name in ("status", "cancel", "wait", "delete"):
@@ -736,7 +861,7 @@ def main(argv=None) -> int:
         p.error(f"unrecognised arguments: {' '.join(rest)}")
     try:
         if args.cmd == "start":
-            print(start_job(rest, args.runs_dir))
+            print(start_job(rest, args.runs_dir, processes=args.processes))
         elif args.cmd == "list":
             schedule(args.runs_dir)
             jobs = refresh(args.runs_dir)
