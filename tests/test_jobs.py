@@ -74,8 +74,10 @@ def test_cancel_keeps_the_last_completed_epoch(runs):
     folder = job_folder(job)
     _wait_for(lambda: _epochs_done(folder) >= 1, what="a completed epoch")
     assert f"runs/{job}" not in [m.key for m in list_models()]  # not offered while running
+    pid = read_status(folder)["pid"]
     status = cancel_job(job)
     assert status["state"] == "cancelled", status
+    assert _proc_state(pid) is None  # reaped: not a zombie waiting for this process to exit
     ck = load_checkpoint(folder)
     assert ck.config["metrics"]["epoch"] >= 1
     assert not any(p.name.endswith(".tmp") for p in folder.iterdir())
@@ -99,7 +101,10 @@ def test_jobs_queue_behind_the_cpu_limit(runs):
     _wait_for(lambda: _epochs_done(job_folder(first)) >= 1, what="first job's epoch")
     assert read_status(job_folder(second))["state"] == "queued"  # still waiting for the slot
     cancel_job(first)  # the slot frees; the second starts by itself
-    assert wait_job(second, timeout=180)["state"] == "done"
+    _wait_for(lambda: [j for j in refresh() if j["id"] == second][0]["state"] == "done", timeout=180, what="done")
+    pid = read_status(job_folder(second))["pid"]
+    # it exits just after writing "done"; a later refresh (the Train page polls) collects it: no zombie
+    _wait_for(lambda: refresh() and _proc_state(pid) is None, timeout=30, what="the job reaped")
 
 
 def test_diverging_job_fails_with_the_nan_advice(runs):
@@ -163,24 +168,6 @@ def test_job_settings_read_the_flags_and_fill_in_the_train_defaults():
         assert job_settings(unreadable) == {} and job_summary(unreadable) == "settings unknown"
 
 
-def test_a_cancelled_job_is_reaped(runs):
-    job = start_job(LONG)
-    folder = job_folder(job)
-    _wait_for(lambda: read_status(folder)["progress"]["step"] > 0, what="a training step")
-    pid = read_status(folder)["pid"]
-    assert cancel_job(job)["state"] == "cancelled"
-    assert _proc_state(pid) is None  # not a zombie waiting for this process to exit
-
-
-def test_a_finished_job_is_reaped_by_the_next_refresh(runs):
-    job = start_job(TINY + ["--epochs", "1"])
-    folder = job_folder(job)
-    _wait_for(lambda: [j for j in refresh() if j["id"] == job][0]["state"] == "done", timeout=180, what="done")
-    pid = read_status(folder)["pid"]
-    # the job exits just after writing "done"; a later refresh (the Train page polls) collects it
-    _wait_for(lambda: refresh() and _proc_state(pid) is None, timeout=30, what="the job reaped")
-
-
 def test_a_job_launched_by_another_process_is_cancelled_all_the_same(runs):
     env = {**os.environ, "VAE_RUNS_DIR": str(runs)}
     job = subprocess.run([sys.executable, "-m", "vae_core.jobs", "start"] + LONG, env=env, capture_output=True,
@@ -204,11 +191,11 @@ def test_runs_dir_may_come_before_or_after_the_subcommand(tmp_path, monkeypatch,
     assert rc == 0 and (runs / first / "status.json").is_file()
     rc, second = cli("start", *TINY, "--epochs", "1", f"--runs-dir={runs}")
     assert rc == 0 and (runs / second / "status.json").is_file()
+    assert cli("--runs-dir", runs, "cancel", second)[0] == 0  # queued behind the first: cancelled at once
     assert cli("wait", first, "--runs-dir", runs, "--timeout", "180")[0] == 0
-    assert cli("--runs-dir", runs, "wait", second, "--timeout", "180")[0] == 0
     rc, listed = cli("list", f"--runs-dir={runs}")
     summary = job_summary(read_status(runs / first))
-    assert rc == 0 and f"{first}  done" in listed and f"{second}  done" in listed and summary in listed
+    assert rc == 0 and f"{first}  done" in listed and f"{second}  cancelled" in listed and summary in listed
     assert summary.startswith("digits · ")
     assert cli("status", first, "--runs-dir", runs) == (0, next(x for x in listed.splitlines() if first in x))
     assert cli("cancel", "--runs-dir", runs, first)[0] == 0  # a done job stays done
