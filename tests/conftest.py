@@ -66,11 +66,17 @@ def browser():
 
 
 @pytest.fixture(scope="session")
-def server():
-    """`streamlit run app.py` on a free localhost port with a private runs folder."""
+def server(tmp_path_factory):
+    """`streamlit run app.py` on a free localhost port with a private runs folder and a private
+    copy of the shipped latent caches (8 MB): models trained from its Train page, and any cache
+    a page builds, land in temporary folders, never in the clone."""
+    import shutil
+
     from tests.live_app import app_server
     (REPO / "test-artifacts").mkdir(exist_ok=True)
-    with app_server() as url:
+    cache = tmp_path_factory.mktemp("server") / "cache"
+    shutil.copytree(REPO / "cache", cache)
+    with app_server({"VAE_CACHE_DIR": str(cache)}) as url:
         yield url
 
 

@@ -303,29 +303,42 @@ def test_jump_to_an_uploaded_image_brings_the_picture_into_view(server, page):
     assert_no_traceback(page)
 
 
-@pytest.mark.parametrize("scheme", ["light", "dark"])
-def test_both_themes_follow_the_browser(server, browser, scheme):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000}, color_scheme=scheme)
+def test_both_themes_follow_the_browser(server, browser):
+    """Every page in the browser's light and dark scheme; the scheme flips live on each page
+    (Streamlit follows prefers-color-scheme as it changes), and back."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, color_scheme="light")
     pg = context.new_page()
+
+    def luminance(css: str) -> float:
+        if css.startswith("#"):
+            return float(np.mean([int(css[i:i + 2], 16) for i in (1, 3, 5)]))
+        return float(np.mean([int(v) for v in css[css.index("(") + 1:css.index(")")].split(",")[:3]]))
+
     for path in ("/?model=mnist-z16&z=" + ",".join(["0.5"] * 16), "/pca?model=mnist-z16", "/grid", "/interpolate",
                  "/compare", "/train"):
         pg.goto(server + path)
         wait_for_app(pg)
-        pg.wait_for_timeout(400)  # plotly and the canvas draw after the script run, for the screenshot
         name = path.strip("/").split("?")[0] or "explore"
-        pg.screenshot(path=str(ARTIFACTS / f"theme-{scheme}-{name}.png"), full_page=True)
-        bg = pg.evaluate("() => getComputedStyle(document.querySelector('[data-testid=stApp]')).backgroundColor")
-        lum = np.mean([int(v) for v in bg[bg.index("(") + 1:bg.index(")")].split(",")[:3]])
-        assert (lum < 80) if scheme == "dark" else (lum > 200), (path, bg)
-        assert_no_traceback(pg)
-    pg.goto(server + "/?model=mnist-z2")
-    pg.locator(".vle").wait_for(timeout=60_000)
-    pg.wait_for_function("() => document.querySelector('.vle').dataset.points", timeout=60_000)
-    # the axes' labels are drawn in the theme's text colour: light on dark, dark on light
-    fg = pg.evaluate("() => document.querySelector('.vle').__explorer.themeColour")
-    rgb = [int(v) for v in fg[fg.index("(") + 1:fg.index(")")].split(",")[:3]] if fg.startswith("rgb") else \
-        [int(fg[i:i + 2], 16) for i in (1, 3, 5)]
-    assert (np.mean(rgb) > 150) if scheme == "dark" else (np.mean(rgb) < 100), fg
+        for scheme in ("dark", "light") if "pca" in path else ("light", "dark"):
+            pg.emulate_media(color_scheme=scheme)
+            bright = scheme == "light"
+            pg.wait_for_function("(bright) => { const c = getComputedStyle(document.querySelector("
+                                 "'[data-testid=stApp]')).backgroundColor.match(/\\d+/g).slice(0, 3).map(Number);"
+                                 " const l = (c[0] + c[1] + c[2]) / 3; return bright ? l > 200 : l < 80; }",
+                                 arg=bright, timeout=10_000)
+            pg.wait_for_timeout(300)  # plotly and the canvas redraw in the scheme's colours, for the screenshot
+            pg.screenshot(path=str(ARTIFACTS / f"theme-{scheme}-{name}.png"), full_page=True)
+            bg = pg.evaluate("() => getComputedStyle(document.querySelector('[data-testid=stApp]')).backgroundColor")
+            assert (luminance(bg) < 80) if scheme == "dark" else (luminance(bg) > 200), (path, bg)
+            assert_no_traceback(pg)
+    for scheme in ("light", "dark"):
+        pg.emulate_media(color_scheme=scheme)
+        pg.goto(server + "/?model=mnist-z2")
+        pg.locator(".vle").wait_for(timeout=60_000)
+        pg.wait_for_function("() => document.querySelector('.vle').dataset.points", timeout=60_000)
+        # the axes' labels are drawn in the theme's text colour: light on dark, dark on light
+        fg = pg.evaluate("() => document.querySelector('.vle').__explorer.themeColour")
+        assert (luminance(fg) > 150) if scheme == "dark" else (luminance(fg) < 100), (scheme, fg)
     context.close()
 
 
@@ -511,7 +524,7 @@ def test_a_run_deleted_while_viewed_is_said_on_the_next_page(browser, tmp_path):
         ctx.close()
 
 
-def test_a_colour_64_pixel_model_decodes_in_colour_in_the_browser(browser, tmp_path):
+def test_a_colour_64_pixel_model_decodes_in_colour_in_the_browser(server, browser):
     """The shipped color-sprites-z10: slider presses decode in the browser (its decoder
     draws three channels), the picture is colour, 64x64, equals the model's decode(z) and
     has the scatter's size; the scatter colours points by shape."""
@@ -527,34 +540,34 @@ def test_a_colour_64_pixel_model_decodes_in_colour_in_the_browser(browser, tmp_p
     mu = load_cached_latents(ck.hash, "test", REPO / "cache").mu[int(np.argmax(scale))]
     start = np.round(np.clip(mu, -2.5, 2.5) / 0.05) * 0.05
     link = ",".join(f"{v:.2f}" for v in start)
-    with app_server({"VAE_RUNS_DIR": str(tmp_path / "runs"), "VAE_CACHE_DIR": str(tmp_path / "cache")}) as url:
-        ctx = browser.new_context(viewport={"width": 1400, "height": 900})
-        pg = ctx.new_page()
-        open_explorer(pg, f"{url}/explore?model=color-sprites-z10&z={link}")
-        assert pg.evaluate("(h) => !!(window.__vaeDecoders && window.__vaeDecoders[h])", ck.hash)
-        # the sliders shown by default are the dims that carry the most KL: take the first two
-        a, b = [int(n.strip("z[]")) for n in pg.evaluate(
-            "() => [...document.querySelectorAll('.vle input[type=range]')].map(e => e.getAttribute('aria-label'))")[:2]]
-        press(pg, f"z[{a}]", "ArrowRight", 6)
-        press(pg, f"z[{b}]", "ArrowLeft", 4)
-        z = settled_z(pg)
-        assert z[a] == pytest.approx(start[a] + 0.3, abs=1e-3) and z[b] == pytest.approx(start[b] - 0.2, abs=1e-3)
-        src = decoded_image(pg).get_attribute("src")
-        shown = np.asarray(Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))).convert("RGB")).astype(int)
-        want = decode(ck.model, np.asarray(z, np.float32)).astype(int)
-        assert shown.shape == want.shape == (64, 64, 3)
-        assert np.abs(shown - want).max() <= 1  # the browser's float64 loop vs PyTorch's float32
-        ink = shown.max(-1) > 100
-        # drawn as RGB, not grey (the model's colours are pale: README, Shipped models)
-        assert ink.sum() > 20 and np.abs(shown[ink] - shown[ink].mean(-1, keepdims=True)).max() > 5
-        boxes = pg.evaluate("""() => { const r = document.querySelector('.vle');
-          const b = (e) => { const q = e.getBoundingClientRect(); return [q.width, q.height]; };
-          return {plot: b(r.querySelector('.vle-points')), img: b(r.querySelector('img[alt="decode(z)"]'))}; }""")
-        assert boxes["plot"] == pytest.approx(boxes["img"], abs=1)
-        assert "heart" in pg.locator(".vle-legend").inner_text()
-        pg.screenshot(path=str(ARTIFACTS / "explore-color-sprites-64.png"))
-        assert_no_traceback(pg)
-        ctx.close()
+    url = server  # the shipped model and its shipped latent cache: the app builds nothing
+    ctx = browser.new_context(viewport={"width": 1400, "height": 900})
+    pg = ctx.new_page()
+    open_explorer(pg, f"{url}/explore?model=color-sprites-z10&z={link}")
+    assert pg.evaluate("(h) => !!(window.__vaeDecoders && window.__vaeDecoders[h])", ck.hash)
+    # the sliders shown by default are the dims that carry the most KL: take the first two
+    a, b = [int(n.strip("z[]")) for n in pg.evaluate(
+        "() => [...document.querySelectorAll('.vle input[type=range]')].map(e => e.getAttribute('aria-label'))")[:2]]
+    press(pg, f"z[{a}]", "ArrowRight", 6)
+    press(pg, f"z[{b}]", "ArrowLeft", 4)
+    z = settled_z(pg)
+    assert z[a] == pytest.approx(start[a] + 0.3, abs=1e-3) and z[b] == pytest.approx(start[b] - 0.2, abs=1e-3)
+    src = decoded_image(pg).get_attribute("src")
+    shown = np.asarray(Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))).convert("RGB")).astype(int)
+    want = decode(ck.model, np.asarray(z, np.float32)).astype(int)
+    assert shown.shape == want.shape == (64, 64, 3)
+    assert np.abs(shown - want).max() <= 1  # the browser's float64 loop vs PyTorch's float32
+    ink = shown.max(-1) > 100
+    # drawn as RGB, not grey (the model's colours are pale: README, Shipped models)
+    assert ink.sum() > 20 and np.abs(shown[ink] - shown[ink].mean(-1, keepdims=True)).max() > 5
+    boxes = pg.evaluate("""() => { const r = document.querySelector('.vle');
+      const b = (e) => { const q = e.getBoundingClientRect(); return [q.width, q.height]; };
+      return {plot: b(r.querySelector('.vle-points')), img: b(r.querySelector('img[alt="decode(z)"]'))}; }""")
+    assert boxes["plot"] == pytest.approx(boxes["img"], abs=1)
+    assert "heart" in pg.locator(".vle-legend").inner_text()
+    pg.screenshot(path=str(ARTIFACTS / "explore-color-sprites-64.png"))
+    assert_no_traceback(pg)
+    ctx.close()
 
 
 def test_fsq_sliders_step_through_levels_in_the_browser_and_the_code_follows(server, page):
