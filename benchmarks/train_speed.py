@@ -2,6 +2,7 @@
 
     python benchmarks/train_speed.py [--data-root ../shared/datasets] [--device auto] [--limit N]
     python benchmarks/train_speed.py --sprites [--limit 20000]    # the 64x64 ConvVAE on sprites
+    python benchmarks/train_speed.py --tiny [--epochs 3 --reps 3]   # the lecture's TinyVAE workload
 
 (a) ours: vae_core.train — the dataset resident on the device as uint8, batches
     sliced there, losses accumulated on the device, bf16 autocast where the
@@ -116,6 +117,43 @@ def layout_steps(memory_format, seconds: float = 6.0) -> float:
     return n / (time.perf_counter() - t0)
 
 
+def tiny_speed(unpacked: Path, data_root: Path, epochs: int, reps: int) -> None:
+    """The small end: the reference lecture's TinyVAE workload (an MLP VAE on MNIST, z = 2,
+    sigmoid output, batch 128, 100 epochs; "PyTorch 12.3 s vs Julia 1.5 s, 8.2x slower").
+
+    The model is the CLI's linear-vae at --hidden 64 (784 -> 128 -> 64 -> 2 and back: one
+    layer more than the lecture's 784 -> 128 -> 2), in both loops. The naive loop is the
+    lecture's: torchvision MNIST + ToTensor + DataLoader(batch 128, shuffle), fp32, a
+    .item() every step. Ours is vae_core.train on the same model, batch and precision. Each
+    repetition times `epochs` epochs of each loop (training only, as the lecture's timer);
+    the 100-epoch times are the median epoch x 100, with the spread over the repetitions."""
+    import json
+    import statistics
+
+    from torchvision import datasets, transforms
+    cfg = ModelConfig(kind="linear-vae", latent_dim=2, hidden=64)
+    device = torch.device("cpu")
+    ds = datasets.MNIST(str(unpacked), train=True, download=False, transform=transforms.ToTensor())
+    naive, ours = [], []
+    for rep in range(reps):
+        loader = torch.utils.data.DataLoader(ds, batch_size=128, shuffle=True)
+        naive += [len(ds) / plain_epoch(loader, cfg, device) for _ in range(epochs)]
+        with tempfile.TemporaryDirectory() as out:
+            tc = TrainConfig(dataset="mnist", data_root=str(data_root), model="linear-vae", latent_dim=2, hidden=64,
+                             epochs=epochs, batch_size=128, device="cpu", precision="fp32", test_limit=1000,
+                             seed=rep, out=out)
+            train(tc, progress=False)
+            ours += [json.loads(line)["seconds"] for line in (Path(out) / "metrics.jsonl").read_text().splitlines()]
+    med_n, med_o = statistics.median(naive), statistics.median(ours)
+    print(f"device: CPU ({torch.get_num_threads()} threads); torch {torch.__version__}; TinyVAE-sized linear-vae "
+          f"(784-128-64-2), MNIST 60,000 images, batch 128, fp32; {reps} repetitions x {epochs} epochs per loop")
+    print(f"naive loop (DataLoader + ToTensor): {len(ds) / med_n:8.0f} images/s; an epoch {med_n:.3f} s "
+          f"(min {min(naive):.3f}, max {max(naive):.3f}); 100 epochs {100 * med_n:.1f} s")
+    print(f"our loop (vae_core.train):          {len(ds) / med_o:8.0f} images/s; an epoch {med_o:.3f} s "
+          f"(min {min(ours):.3f}, max {max(ours):.3f}); 100 epochs {100 * med_o:.1f} s")
+    print(f"ratio: {med_n / med_o:.1f}x (the lecture's Julia-over-PyTorch figure: 8.2x)")
+
+
 class _OneSprite(torch.utils.data.Dataset):
     """The plain reference: one rendered image per __getitem__."""
 
@@ -157,9 +195,22 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=None, help="our loop's batch (default 256 CPU, 1024 CUDA)")
     p.add_argument("--compile", action="store_true", help="torch.compile our model")
     p.add_argument("--sprites", action="store_true", help="the 64x64 ConvVAE on the generated sprites instead")
+    p.add_argument("--tiny", action="store_true", help="the lecture's TinyVAE workload (MLP, z=2, batch 128) instead")
+    p.add_argument("--epochs", type=int, default=3, help="--tiny: epochs timed per loop and repetition")
+    p.add_argument("--reps", type=int, default=3, help="--tiny: repetitions")
     args = p.parse_args()
     if args.sprites:
         sprites_speed(resolve_device(args.device), args.limit or 20_000)
+        return
+    if args.tiny:
+        root = resolve_data_root(args.data_root)
+        with tempfile.TemporaryDirectory() as tmp:
+            raw = Path(tmp) / "MNIST" / "raw"
+            raw.mkdir(parents=True)
+            for gz in (root / "MNIST" / "raw").glob("*.gz"):
+                with gzip.open(gz, "rb") as src, open(raw / gz.name[:-3], "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+            tiny_speed(Path(tmp), root, args.epochs, args.reps)  # torchvision reads them unpacked
         return
 
     root = resolve_data_root(args.data_root)

@@ -388,7 +388,8 @@ def train(cfg: TrainConfig, command: str | None = None, progress: bool = True,
         # and family takes part in its loss; the Gaussian decoder's log sigma is a buffer)
         from torch.nn.parallel import DistributedDataParallel
         step_fn = DistributedDataParallel(step_fn, device_ids=[device.index] if device.type == "cuda" else None)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    # fused: one kernel over every parameter (CPU and CUDA); the for-loop Adam was a fifth of a small MLP's step
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=device.type in ("cpu", "cuda"))
     sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
              if cfg.lr_schedule == "cosine" else None)
     bf16 = use_bf16(cfg, device)
