@@ -257,12 +257,17 @@ def test_pca_page_for_a_2d_model_points_to_explore():
 
 
 def test_every_shipped_model_renders_every_page():
+    """Each shipped model opened from a link, then every page in turn, as a person clicks through
+    the sidebar (one session per model: the pages see the state the previous ones left)."""
     for model in ("mnist-z2", "mnist-z16", "fashion-z2", "mnist-bin-z50", "sprites-z10", "color-sprites-z10",
                   "sprites-tcvae-z10", "mnist-fsq"):
-        for page in ("pages/explore.py", "pages/grid.py", "pages/interpolate.py", "pages/pca.py", "pages/traverse.py",
-                     "pages/compare.py"):
-            at = app(model, page)
+        at = app(model)
+        no_errors(at)
+        for page in ("pages/grid.py", "pages/interpolate.py", "pages/pca.py", "pages/traverse.py",
+                     "pages/compare.py", "pages/explore.py"):
+            at.switch_page(page).run()
             no_errors(at)
+            assert at.query_params["model"] == [model] or at.query_params["model"] == model, (model, page)
 
 
 def test_the_sidebar_shows_the_models_nll_only_for_its_own_weights(tmp_path, monkeypatch):
@@ -353,8 +358,10 @@ def test_every_page_renders_colour_and_64_pixel_models(shaped_runs, cache_root, 
 
     from PIL import Image
     monkeypatch.setenv("VAE_RUNS_DIR", str(shaped_runs))
-    for page in ("pages/explore.py", "pages/grid.py", "pages/interpolate.py", "pages/pca.py", "pages/compare.py"):
-        no_errors(app("runs/colour32", page))
+    at = app("runs/colour32")
+    for page in ("pages/grid.py", "pages/interpolate.py", "pages/pca.py", "pages/compare.py", "pages/explore.py"):
+        at.switch_page(page).run()
+        no_errors(at)
     for model, shape in (("runs/colour32", (32, 32, 3)), ("sprites-z10", (64, 64)),
                          ("color-sprites-z10", (64, 64, 3))):
         at = app(model, "pages/explore.py")

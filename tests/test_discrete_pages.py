@@ -36,8 +36,9 @@ def env(runs, cache_root, monkeypatch):
 
 def test_every_page_renders_both_discrete_families(env):
     for model in ("runs/fsq", "runs/vq"):
+        at = app(model)
         for page in PAGES:
-            at = app(model, page)
+            at.switch_page(page).run()
             no_errors(at)
             if page == "pages/interpolate.py":  # the path runs in z (z_e for VQ); frames change code in steps
                 assert any("changes of code along these 12 frames" in c.value or "change of code" in c.value
