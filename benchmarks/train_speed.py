@@ -28,6 +28,7 @@ render (benchmarks/sprites_gen.py has more).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip
 import shutil
 import sys
@@ -187,6 +188,19 @@ def sprites_speed(device: torch.device, limit: int) -> None:
     print(f"the whole grid ({NUM_IMAGES:,} images) rendered in {time.perf_counter() - t0:.2f} s")
 
 
+@contextlib.contextmanager
+def unpacked_mnist(root: Path):
+    """A temporary folder holding MNIST/raw with root's .gz files decompressed, which is
+    how torchvision's reader wants them (the data root may be read-only)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "MNIST" / "raw"
+        raw.mkdir(parents=True)
+        for gz in (root / "MNIST" / "raw").glob("*.gz"):
+            with gzip.open(gz, "rb") as src, open(raw / gz.name[:-3], "wb") as dst:
+                shutil.copyfileobj(src, dst)
+        yield Path(tmp)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-root", default=None)
@@ -204,26 +218,16 @@ def main() -> None:
         return
     if args.tiny:
         root = resolve_data_root(args.data_root)
-        with tempfile.TemporaryDirectory() as tmp:
-            raw = Path(tmp) / "MNIST" / "raw"
-            raw.mkdir(parents=True)
-            for gz in (root / "MNIST" / "raw").glob("*.gz"):
-                with gzip.open(gz, "rb") as src, open(raw / gz.name[:-3], "wb") as dst:
-                    shutil.copyfileobj(src, dst)
-            tiny_speed(Path(tmp), root, args.epochs, args.reps)  # torchvision reads them unpacked
+        with unpacked_mnist(root) as tmp:
+            tiny_speed(tmp, root, args.epochs, args.reps)
         return
 
     root = resolve_data_root(args.data_root)
     device = resolve_device(args.device)
     batch = args.batch_size or (1024 if device.type == "cuda" else 256)
-    with tempfile.TemporaryDirectory() as tmp:
-        raw = Path(tmp) / "MNIST" / "raw"
-        raw.mkdir(parents=True)
-        for gz in (root / "MNIST" / "raw").glob("*.gz"):
-            with gzip.open(gz, "rb") as src, open(raw / gz.name[:-3], "wb") as dst:
-                shutil.copyfileobj(src, dst)
+    with unpacked_mnist(root) as tmp:
         print(f"device: {describe_device(device)}; torch {torch.__version__}; images: {args.limit or 60000}")
-        ref = reference_epoch(Path(tmp), device, args.limit)
+        ref = reference_epoch(tmp, device, args.limit)
         print(f"(b) reference loop (DataLoader + ToTensor, batch 128, fp32): {ref:8.0f} images/s")
     ours_same = ours_epoch(root, args.device, args.limit, 128, "fp32", False)
     print(f"(a) our loop, same batch 128, fp32:                            {ours_same:8.0f} images/s "

@@ -10,8 +10,8 @@ from ui_common import ensure_app, forget_served_files, picker_key, public_mode, 
 from vae_core import VaeError
 from vae_core.data import BINARIZE_CHOICES
 from vae_core.device import DEVICE_CHOICES
-from vae_core.jobs import (PRESETS, cancel_job, delete_job, epoch_grids, eta_seconds, gallery_gif, gallery_problem, job_summary,
-                           log_tail, read_metrics, refresh, schedule, settings_to_flags, start_job)
+from vae_core.jobs import (PRESETS, cancel_job, delete_job, epoch_grids, eta_seconds, gallery_gif, gallery_problem,
+                           job_summary, log_tail, read_metrics, refresh, schedule, settings_to_flags, start_job)
 from vae_core.losses import BETA_SCHEDULES
 from vae_core.families import FAMILIES, FAMILY_MODELS
 from vae_core.models import LIKELIHOODS, MODEL_KINDS
@@ -261,7 +261,7 @@ def job_board(live: bool):
 # running also races a page switch: a tick that reaches the server as "Open in Explore" switches
 # pages reruns a fragment the new page does not have, and Streamlit 1.67 then blanked the new
 # page (seen in full test runs; streamlit/streamlit#9080 is the same race). With no job active,
-# which is when a finished model is opened, there is no timer to race.
-schedule()
+# which is when a finished model is opened, there is no timer to race. (A queued job counts as
+# active, so the board's own schedule() call need not come first.)
 _live = _active(refresh())
 st.fragment(run_every=2.0 if _live else None)(job_board)(_live)

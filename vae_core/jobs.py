@@ -355,12 +355,17 @@ def epoch_grids(folder) -> dict[int, dict]:
     return dict(sorted(out.items()))
 
 
+def _gallery_paths(folder, kind: str) -> list[Path]:
+    """The run's `kind` grids ("prior" or "recon"), in epoch order."""
+    return [g[kind] for g in epoch_grids(folder).values() if kind in g]
+
+
 def gallery_problem(folder, kind: str = "prior") -> str | None:
     """Why the run's `kind` grids make no GIF (none yet, one unreadable, sizes differ), or None.
     Reads only the PNG headers, so the Train page can ask on every rerun and disable the button
     with the reason instead of serving an error as a .gif."""
     from PIL import Image, UnidentifiedImageError
-    paths = [g[kind] for g in epoch_grids(folder).values() if kind in g]
+    paths = _gallery_paths(folder, kind)
     if not paths:
         return f"This run has no {kind} grids yet: they are written after each epoch."
     sizes = set()
@@ -385,7 +390,7 @@ def gallery_gif(folder, kind: str = "prior", fps: float = 2.0) -> bytes:
         raise VaeError(why)
     frames = []
     try:
-        for p in [g[kind] for g in epoch_grids(folder).values() if kind in g]:
+        for p in _gallery_paths(folder, kind):
             with Image.open(p) as im:
                 frames.append(np.asarray(im.convert("L" if im.mode == "L" else "RGB")))
     except (OSError, UnidentifiedImageError) as e:  # a header that reads but pixels that do not
@@ -734,19 +739,14 @@ def _train_outcome(folder: Path, status: dict, on_step, command: str) -> dict:
         return {"state": "failed", "error": msg}
 
 
-def _on_term(signum, frame):
-    from vae_core.train import Stop
-    raise Stop()
-
-
 def _run(folder: Path) -> int:
     """Body of the job process: train (or supervise the job's torchrun ranks), record the
     outcome, cache latents, start the next job."""
-    from vae_core.train import Stop, config_from_args
+    from vae_core.train import Stop, config_from_args, raise_stop
     folder = Path(folder)
     status = update_status(folder, state="running", pid=os.getpid())
     remove_stale_temp_files(folder, runner=True)  # the only writer here from now on
-    signal.signal(signal.SIGTERM, _on_term)
+    signal.signal(signal.SIGTERM, raise_stop)
     command = "python -m vae_core.train " + " ".join(status["args"])
     n = processes_of(status)
     if n == 1:
@@ -804,14 +804,14 @@ def _rank(folder: Path) -> int:
     """One torchrun rank of a multi-process job. Every rank trains (vae_core.distributed);
     rank 0 alone writes the run folder, the progress, and the error that ends a failed run."""
     from vae_core import distributed
+    from vae_core.train import command_line, raise_stop
     folder = Path(folder)
     status = read_status(folder)
     main_rank = os.environ.get("RANK", "0") == "0"
-    signal.signal(signal.SIGTERM, _on_term)
-    n = processes_of(status)
-    command = f"torchrun --nproc_per_node={n} -m vae_core.train " + " ".join(status["args"])
+    signal.signal(signal.SIGTERM, raise_stop)
     try:
-        outcome = _train_outcome(folder, status, _progress_writer(folder, status) if main_rank else None, command)
+        outcome = _train_outcome(folder, status, _progress_writer(folder, status) if main_rank else None,
+                                 command_line(status["args"]))
     finally:
         distributed.teardown()
     # a rank whose peer died fails in its next collective call ("gloo ... Read error", "NCCL ...

@@ -331,6 +331,22 @@ class Stop(Exception):
     """Raised by the SIGTERM handler so a kill stops the loop like Ctrl-C."""
 
 
+def raise_stop(signum, frame):
+    """The SIGTERM handler of a training process (this CLI, a job, a job's torchrun rank)."""
+    raise Stop()
+
+
+def command_line(argv: list[str]) -> str:
+    """How to run this training again, for config.json: `python -m vae_core.train ARGS`, or under
+    torchrun the torchrun command of the same group shape."""
+    world = distributed.world_size()
+    if world == 1:
+        return "python -m vae_core.train " + shlex.join(argv)
+    per_node = int(os.environ.get("LOCAL_WORLD_SIZE", world))
+    return (f"torchrun {f'--nnodes={world // per_node} ' if world > per_node else ''}"
+            f"--nproc_per_node={per_node} -m vae_core.train " + shlex.join(argv))
+
+
 # ---------------------------------------------------------------- the loop
 
 def train(cfg: TrainConfig, command: str | None = None, progress: bool = True,
@@ -623,19 +639,10 @@ def main(argv: list[str] | None = None) -> int:
     except VaeError as e:
         print(f"vae-train: error: {e}", file=sys.stderr)
         return 2
-    command = "python -m vae_core.train " + shlex.join(argv)
-    world = distributed.world_size()
-    if world > 1:  # how to run it again: the same group shape
-        per_node = int(os.environ.get("LOCAL_WORLD_SIZE", world))
-        command = (f"torchrun {f'--nnodes={world // per_node} ' if world > per_node else ''}"
-                   f"--nproc_per_node={per_node} -m vae_core.train " + shlex.join(argv))
     quiet = os.environ.get("RANK", "0") != "0"  # under torchrun rank 0 speaks for the group
-
-    def on_term(signum, frame):
-        raise Stop()
-    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGTERM, raise_stop)
     try:
-        last = train(cfg, command=command)
+        last = train(cfg, command=command_line(argv))
     except VaeError as e:
         print(f"vae-train: error: {e}", file=sys.stderr)
         return 1
