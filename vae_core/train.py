@@ -444,7 +444,7 @@ def train(cfg: TrainConfig, command: str | None = None, progress: bool = True,
         kl_dims = torch.zeros(cfg.latent_dim, device=device)
         sq_err = torch.zeros((), device=device)    # Gaussian decoder: summed square error of the epoch
         extras = torch.zeros(len(extra_keys), device=device)  # the family's own terms (tc, mmd, ...)
-        seen = torch.zeros((), device=device)      # images this rank trained on
+        seen = 0                                   # images this rank trained on (a host count: no op per step)
         perm = torch.randperm(n, generator=perm_gen)
         perm = perm if lazy else perm.to(device)
         bar = _progress_bar(steps_per_epoch, f"epoch {epoch}/{cfg.epochs}", progress)
@@ -488,10 +488,11 @@ def train(cfg: TrainConfig, command: str | None = None, progress: bool = True,
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         # the epoch over every rank's shard (a no-op for one process)
-        for t in (sums, kl_dims, sq_err, extras, seen):
+        for t in (sums, kl_dims, sq_err, extras):
             distributed.all_sum(t)
         seconds = time.perf_counter() - t0
-        n_seen = float(seen)  # n, less a dropped last batch under torchrun
+        # n, less a dropped last batch under torchrun (on the device: NCCL reduces CUDA tensors only)
+        n_seen = float(distributed.all_sum(torch.tensor(float(seen), device=device)))
         loss, recon, kl = (sums / n_seen).tolist()
         check_finite(loss, "training loss", epoch, cfg.lr, cfg.beta)
         if gaussian:
