@@ -454,7 +454,7 @@ STATIC = Path(__file__).parent / "static"  # served at app/static/ (server.enabl
 
 def _static_file(kind: str, name: str, blob: bytes) -> str | None:
     """Write blob once as static/<kind>/<name>.bin (atomically); its URL, or None on a read-only install."""
-    from vae_core.checkpoint import atomic_write_bytes
+    from vae_core.files import atomic_write_bytes
     path = STATIC / kind / f"{name}.bin"
     try:
         if not path.is_file() or path.read_bytes() != blob:

@@ -18,7 +18,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from vae_core.checkpoint import atomic_write_json, load_checkpoint  # noqa: E402
+from vae_core.checkpoint import load_checkpoint  # noqa: E402
+from vae_core.files import atomic_write_json  # noqa: E402
 from vae_core.latents import encode_dataset, knn_accuracy  # noqa: E402
 from vae_core.losses import active_units  # noqa: E402
 

@@ -1,6 +1,6 @@
 """Temp files killed writers leave in run folders (issue 12): which go, and when.
 
-Every run file is written to .<name>.XXXX.tmp and renamed (checkpoint.atomic_write_bytes);
+Every run file is written to .<name>.XXXX.tmp and renamed (files.atomic_write_bytes);
 a writer killed mid-write leaves that temp file behind. The files here are fakes with
 their age set by os.utime, in real job folders (status.json written by the real code),
 a real plain run folder and the folder of a real running job.

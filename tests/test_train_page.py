@@ -4,7 +4,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import REPO
-from vae_core.checkpoint import atomic_write_json
+from vae_core.files import atomic_write_json
 from vae_core.jobs import cancel_job, job_summary, refresh, start_job
 from vae_core.train import TrainConfig
 

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vae_core import VaeError, parse_json
-from vae_core.checkpoint import is_checkpoint, read_config
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_DIR = REPO_ROOT / "checkpoints"
@@ -41,6 +40,7 @@ class ModelEntry:
 def _entry(key: str, path: Path, problems: list | None = None) -> ModelEntry | None:
     """The picker's entry for a checkpoint folder; a damaged or foreign one is not offered
     and, when problems is given, adds one (key, reason) line to it instead."""
+    from vae_core.checkpoint import read_config  # here: checkpoint imports torch, and the job CLI needs only runs_dir
     try:
         cfg = read_config(path)
         model = cfg["model"]
@@ -73,6 +73,7 @@ def list_models(runs=None, problems: list | None = None) -> list[ModelEntry]:
 
     problems, when given, receives (key, reason) for each folder that cannot be offered.
     """
+    from vae_core.checkpoint import is_checkpoint
     entries = []
     if SHIPPED_DIR.is_dir():
         names = sorted(p.name for p in SHIPPED_DIR.iterdir() if is_checkpoint(p))

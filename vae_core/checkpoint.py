@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +38,7 @@ from safetensors.torch import load as st_load_bytes
 from safetensors.torch import save as st_save_bytes
 
 from vae_core import VaeError, parse_json
+from vae_core.files import atomic_write_bytes, atomic_write_json
 from vae_core.models import AutoEncoder, ModelConfig, build_model
 
 FORMAT_VERSION = 2
@@ -48,8 +47,6 @@ READABLE_VERSIONS = (1, 2)
 _V2_MODEL_KEYS = ("image_channels", "image_size", "likelihood", "family", "delta")
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 
 
 @dataclass
@@ -73,38 +70,6 @@ class Checkpoint:
     @property
     def class_names(self) -> list[str]:
         return self.config.get("dataset", {}).get("class_names") or [str(i) for i in range(10)]
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, fsync, rename over `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file normal permissions
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    try:  # make the rename itself durable
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
-
-
-def atomic_write_json(path: Path, obj) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
 
 
 def save_checkpoint(folder, model: AutoEncoder, *, training: dict | None = None,

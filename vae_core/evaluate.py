@@ -67,7 +67,8 @@ from pathlib import Path
 import torch
 
 from vae_core import VaeError, parse_json
-from vae_core.checkpoint import atomic_write_json, load_checkpoint
+from vae_core.checkpoint import load_checkpoint
+from vae_core.files import atomic_write_json
 from vae_core.data import binarize_split, load_dataset, to_float
 from vae_core.device import cpu_fast_layout
 from vae_core.geometry import twonn_dimension

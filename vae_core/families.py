@@ -48,6 +48,7 @@ from torch import nn
 
 from vae_core import VaeError
 from vae_core.distributed import average_gradients
+from vae_core.files import atomic_write_bytes
 from vae_core.losses import kl_per_dim, recon_nll, vae_loss
 
 LOG_2PI = math.log(2 * math.pi)
@@ -225,7 +226,6 @@ def save_discriminator(folder, disc: Discriminator) -> None:
     """discriminator.safetensors beside the model, written atomically; its shape in the header."""
     from safetensors.torch import save as st_save_bytes
 
-    from vae_core.checkpoint import atomic_write_bytes  # checkpoint imports models, which imports this
     state = {k: v.detach().cpu().contiguous() for k, v in disc.state_dict().items()}
     header = {"family": "factor-vae", "discriminator": json.dumps(disc.shape, sort_keys=True)}
     atomic_write_bytes(Path(folder) / DISCRIMINATOR, st_save_bytes(state, metadata=header))

@@ -19,6 +19,7 @@ import re
 from pathlib import Path
 
 from vae_core import VaeError, parse_json
+from vae_core.files import atomic_write_bytes
 
 FORMAT = "vae-explorer-favourites"
 MAX_BYTES = 1_000_000
@@ -89,5 +90,4 @@ def load_favourites(path: Path, latent_dim: int) -> dict[str, list[float]]:
 
 def save_favourites(path: Path, favourites: dict[str, list[float]], model: str, latent_dim: int) -> None:
     """Write all of a model's favourites at once, atomically (temporary file, fsync, rename)."""
-    from vae_core.checkpoint import atomic_write_bytes
     atomic_write_bytes(Path(path), export_favourites(favourites, model, latent_dim))

@@ -33,7 +33,7 @@ Limits (a refusal is a VaeError and leaves no job folder):
                        batch 128 are 46,900; 500 epochs at batch 1 are 30 million)
 
 Temporary files: every file of a run is written to .<name>.XXXX.tmp and renamed
-(checkpoint.atomic_write_bytes); a process killed mid-write leaves its temp file.
+(files.atomic_write_bytes); a process killed mid-write leaves its temp file.
 remove_stale_temp_files() takes them away when a run is next listed (refresh,
 catalog.list_models) and when the job runner starts in the folder; delete takes
 the whole folder.
@@ -60,10 +60,7 @@ import numpy as np
 
 from vae_core import VaeError, parse_json
 from vae_core.catalog import runs_dir as default_runs_dir
-from vae_core.checkpoint import atomic_write_json
-from vae_core.data import DIGITS_TEST_SIZE, IDX_DATASETS, SPRITE_NAMES, _folder_layout
-from vae_core.sprites import NUM_IMAGES as SPRITES_IMAGES
-from vae_core.sprites import TEST_SIZE as SPRITES_TEST_SIZE
+from vae_core.files import atomic_write_json
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
 FINAL = ("done", "failed", "cancelled")
@@ -434,6 +431,10 @@ def train_images(cfg) -> int:
     size (MNIST and Fashion-MNIST 60,000, digits 1,500, CIFAR-10 50,000, sprites 727,280,
     a folder every image but each class's every 10th, as data._load_folder splits it; a
     folder without class subfolders is one class), cut to --limit."""
+    # here, not at the top: data imports torch, which list/status/wait/cancel never need
+    from vae_core.data import DIGITS_TEST_SIZE, IDX_DATASETS, SPRITE_NAMES, _folder_layout
+    from vae_core.sprites import NUM_IMAGES as SPRITES_IMAGES
+    from vae_core.sprites import TEST_SIZE as SPRITES_TEST_SIZE
     if cfg.dataset in IDX_DATASETS:
         n = 60_000
     elif cfg.dataset == "digits":

@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 from vae_core import VaeError, parse_json
-from vae_core.checkpoint import Checkpoint, atomic_write_bytes, atomic_write_json
+from vae_core.checkpoint import Checkpoint
+from vae_core.files import atomic_write_bytes, atomic_write_json
 from vae_core.data import binarize_split, load_dataset, to_float
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

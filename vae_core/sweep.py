@@ -2,7 +2,8 @@
 
     python -m vae_core.sweep --out runs/sweep [--models conv-vae,linear-vae,conv-ae,linear-ae]
         [--latent-dims 2,16] [--betas 0.1,1,4] [--free-bits 0] [--warmups 0]
-        [--limit 10000] [--epochs 5] [--eval-limit 1000] [--iw-samples 50] [--no-jobs]
+        [--limit 10000] [--epochs 5] [--eval-limit 1000] [--iw-samples 50]
+        [--no-jobs | --ray [auto|ADDRESS] [--cpus-per-cell 1] [--gpus-per-cell 0]]
 
 The grid is the product of the lists; autoencoders have no beta, free bits or
 warm-up, so they get one cell per latent dim. These are the comparisons the
@@ -13,12 +14,15 @@ vae_core.evaluate scores it on the first --eval-limit test images.
 
 Cells run through the Train page's job runner (vae_core.jobs: background
 processes, VAE_CPU_JOBS at a time) unless --no-jobs, which trains them in this
-process one after another. results.json and results.csv in --out are rewritten
+process one after another, or --ray, which runs each cell as a Ray task on
+a local instance or a cluster (sweep_ray.py). results.json and results.csv in --out are rewritten
 (atomically) after every cell with the cell's settings, every metric of
 vae_core.evaluate, training seconds and peak memory. Resumable: a cell already
 in results.json is skipped; a job started by an interrupted sweep is waited for,
 not started again. A sweep with more cells than the queue may hold
-(VAE_MAX_QUEUED_JOBS) finishes its oldest cells before it queues more.
+(VAE_MAX_QUEUED_JOBS) finishes its oldest cells before it queues more. The CLI
+exits 1 when a cell of the grid failed (each is logged with its reason), 0 when
+every cell is in results.json.
 """
 from __future__ import annotations
 
@@ -27,13 +31,14 @@ import csv
 import io
 import itertools
 import json
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from vae_core import VaeError
-from vae_core.checkpoint import atomic_write_bytes, atomic_write_json
+from vae_core.files import atomic_write_bytes, atomic_write_json
 from vae_core.evaluate import METRIC_KEYS, evaluate_checkpoint
 from vae_core.families import FAMILY_MODELS
 
@@ -120,8 +125,13 @@ def _row(cell: Cell, folder: Path, metrics: dict) -> dict:
 
 
 def run_sweep(out, cells: list[Cell], base: dict | None = None, *, eval_limit: int | None = 1000,
-              iw_samples: int = 50, use_jobs: bool = True, data_root=None, log=print) -> list[dict]:
-    """Train and evaluate every cell not yet in out/results.json; returns all rows."""
+              iw_samples: int = 50, use_jobs: bool = True, data_root=None, ray: str | None = None,
+              cpus_per_cell: int = 1, gpus_per_cell: float = 0, log=print) -> list[dict]:
+    """Train and evaluate every cell not yet in out/results.json; returns all rows.
+
+    ray: None runs the cells here (the job runner, or this process with use_jobs=False);
+    "local" (a Ray instance for this sweep), "auto" or a cluster address runs each as a Ray
+    task with cpus_per_cell CPUs and gpus_per_cell GPUs (sweep_ray.py)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     base = {**DEFAULT_BASE, **(base or {})}
@@ -138,14 +148,32 @@ def run_sweep(out, cells: list[Cell], base: dict | None = None, *, eval_limit: i
         jobs = {}
     runs = out / "runs"
 
-    def evaluate(cell: Cell, folder: Path):
-        t0 = time.time()
-        metrics = evaluate_checkpoint(folder, limit=eval_limit, iw_samples=iw_samples, data_root=data_root)
+    def record(cell: Cell, folder: Path, metrics: dict, how: str):
         rows.append(_row(cell, folder, metrics))
         write_results(out, rows)
         log(f"  {cell.id}: nll {metrics['nll'] if metrics['nll'] is not None else float('nan'):.2f}, "
-            f"recon {metrics['recon']:.2f}, active {metrics['active_units']}/{cell.latent_dim} "
-            f"(evaluated in {time.time() - t0:.0f} s)")
+            f"recon {metrics['recon']:.2f}, active {metrics['active_units']}/{cell.latent_dim} ({how})")
+
+    def evaluate(cell: Cell, folder: Path):
+        t0 = time.time()
+        metrics = evaluate_checkpoint(folder, limit=eval_limit, iw_samples=iw_samples, data_root=data_root)
+        record(cell, folder, metrics, f"evaluated in {time.time() - t0:.0f} s")
+
+    if ray is not None:
+        from vae_core.sweep_ray import run_cells
+
+        def write_cell(cell: Cell, files: dict[str, bytes], metrics: dict, host: str):
+            folder = out / "cells" / cell.id
+            if folder.exists():  # what an earlier, failed try of this cell left
+                shutil.rmtree(folder)
+            for name, blob in files.items():
+                atomic_write_bytes(folder / name, blob)
+            record(cell, folder, metrics, f"Ray task on {host}")
+
+        run_cells(todo, base, eval_limit=eval_limit, iw_samples=iw_samples, data_root=data_root,
+                  address=ray, cpus_per_cell=cpus_per_cell, gpus_per_cell=gpus_per_cell,
+                  write_cell=write_cell, log=log)
+        return rows
 
     if not use_jobs:
         from vae_core.train import config_from_args, train
@@ -209,6 +237,11 @@ def main(argv=None) -> int:
     p.add_argument("--eval-limit", type=int, default=1000, help="test images scored per cell")
     p.add_argument("--iw-samples", type=int, default=50)
     p.add_argument("--no-jobs", action="store_true", help="train in this process, one cell after another")
+    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="auto|ADDRESS",
+                   help="run each cell as a Ray task: alone, on a Ray instance started for this sweep; "
+                        "'auto' or HEAD_IP:6379 on a running cluster (see vae_core/sweep_ray.py)")
+    p.add_argument("--cpus-per-cell", type=int, default=1, help="with --ray: CPUs each cell's task asks for")
+    p.add_argument("--gpus-per-cell", type=float, default=0, help="with --ray: GPUs each cell's task asks for")
     args = p.parse_args(argv)
     from vae_core.models import MODEL_KINDS
     models = [m.strip() for m in args.models.split(",") if m.strip()]
@@ -221,12 +254,15 @@ def main(argv=None) -> int:
     t0 = time.time()
     try:
         rows = run_sweep(args.out, cells, base, eval_limit=args.eval_limit, iw_samples=args.iw_samples,
-                         use_jobs=not args.no_jobs, data_root=args.data_root)
+                         use_jobs=not args.no_jobs, data_root=args.data_root, ray=args.ray,
+                         cpus_per_cell=args.cpus_per_cell, gpus_per_cell=args.gpus_per_cell)
     except VaeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"{len(rows)} cells in {args.out}/results.csv ({time.time() - t0:.0f} s this run)")
-    return 0
+    missing = len({c.id for c in cells} - {r["cell"] for r in rows})
+    print(f"{len(rows)} cells in {args.out}/results.csv ({time.time() - t0:.0f} s this run)"
+          + (f"; {missing} of the grid's cells failed: rerun the same command to retry them" if missing else ""))
+    return 1 if missing else 0
 
 
 if __name__ == "__main__":

@@ -49,7 +49,8 @@ from pathlib import Path
 import torch
 
 from vae_core import VaeError, distributed
-from vae_core.checkpoint import FORMAT_VERSION, atomic_write_bytes, atomic_write_json, save_checkpoint
+from vae_core.checkpoint import FORMAT_VERSION, save_checkpoint
+from vae_core.files import atomic_write_bytes, atomic_write_json
 from vae_core.data import (BINARIZE_CHOICES, CHANNEL_CHOICES, LazyImages, binarize_split, load_dataset,
                            parse_channels, to_float, validate_name)
 from vae_core.device import DEVICE_CHOICES, cpu_fast_layout, describe_device, resolve_device
@@ -328,11 +329,19 @@ def write_grids(model: AutoEncoder, out: Path, epoch: int, test_u8: torch.Tensor
 
 
 class Stop(Exception):
-    """Raised by the SIGTERM handler so a kill stops the loop like Ctrl-C."""
+    """Raised by the SIGTERM/SIGINT handler so a kill stops the loop like Ctrl-C."""
+
+
+_stop_asked = False
 
 
 def raise_stop(signum, frame):
-    """The SIGTERM handler of a training process (this CLI, a job, a job's torchrun rank)."""
+    """The SIGTERM (and the CLI's SIGINT) handler of a training process (this CLI, a job, a
+    job's torchrun rank). It also sets a flag the step loop reads: a signal that arrives while
+    Python runs a finalizer (a tqdm bar's __del__, a weakref callback) has its exception
+    printed and dropped there, and the run must stop all the same."""
+    global _stop_asked
+    _stop_asked = True
     raise Stop()
 
 
@@ -449,6 +458,8 @@ def train(cfg: TrainConfig, command: str | None = None, progress: bool = True,
         perm = perm if lazy else perm.to(device)
         bar = _progress_bar(steps_per_epoch, f"epoch {epoch}/{cfg.epochs}", progress)
         for step in range(steps_per_epoch):
+            if _stop_asked:  # the handler's exception was swallowed (see raise_stop)
+                raise Stop()
             idx = distributed.shard(perm[step * global_batch:(step + 1) * global_batch], group)
             x = to_float(train_u8[idx], device)  # a lazy split renders these rows on the CPU here
             target = batch_targets(x, cfg.binarize)
@@ -642,6 +653,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     quiet = os.environ.get("RANK", "0") != "0"  # under torchrun rank 0 speaks for the group
     signal.signal(signal.SIGTERM, raise_stop)
+    signal.signal(signal.SIGINT, raise_stop)
     try:
         last = train(cfg, command=command_line(argv))
     except VaeError as e:
