@@ -342,43 +342,50 @@ def test_both_themes_follow_the_browser(server, browser):
     context.close()
 
 
-def test_public_mode_has_no_train_page_and_no_server_paths(browser):
-    with app_server({"VAE_PUBLIC": "1"}) as url:
-        pg = browser.new_page(viewport={"width": 1400, "height": 1000})
-        pg.goto(f"{url}/")
-        wait_for_app(pg)
-        nav = pg.locator("[data-testid='stSidebarNav']").inner_text()
-        assert "Explore" in nav and "Train" not in nav
-        pg.goto(f"{url}/train")
-        wait_for_app(pg)
-        pg.wait_for_timeout(1000)
-        text = pg.locator("[data-testid='stApp']").inner_text()
-        assert "Start job" not in text and "New training job" not in text
-        pg.goto(f"{url}/compare?model=mnist-z2")
-        wait_for_app(pg)
-        wait_heading(pg, "Compare")
-        text = pg.locator("[data-testid='stApp']").inner_text()
-        assert "Evaluate" not in [b.inner_text() for b in pg.get_by_role("button").all()]
-        assert str(REPO) not in text and "/tmp" not in text
-        assert_no_traceback(pg)
-        pg.close()
+@pytest.fixture(scope="module")
+def public_server():
+    """A shared demo as it would be deployed: public mode, every picture decoded on the server."""
+    with app_server({"VAE_PUBLIC": "1", "VAE_BROWSER_DECODE": "0"}) as url:
+        yield url
 
 
-def test_without_browser_decoding_the_server_pictures_follow_a_burst(browser, shipped):
+def test_public_mode_has_no_train_page_and_no_server_paths(browser, public_server):
+    url = public_server
+    pg = browser.new_page(viewport={"width": 1400, "height": 1000})
+    pg.goto(f"{url}/")
+    wait_for_app(pg)
+    nav = pg.locator("[data-testid='stSidebarNav']").inner_text()
+    assert "Explore" in nav and "Train" not in nav
+    pg.goto(f"{url}/train")
+    wait_for_app(pg)
+    pg.wait_for_timeout(1000)
+    text = pg.locator("[data-testid='stApp']").inner_text()
+    assert "Start job" not in text and "New training job" not in text
+    pg.goto(f"{url}/compare?model=mnist-z2")
+    wait_for_app(pg)
+    wait_heading(pg, "Compare")
+    text = pg.locator("[data-testid='stApp']").inner_text()
+    assert "Evaluate" not in [b.inner_text() for b in pg.get_by_role("button").all()]
+    assert str(REPO) not in text and "/tmp" not in text
+    assert_no_traceback(pg)
+    pg.close()
+
+
+def test_without_browser_decoding_the_server_pictures_follow_a_burst(browser, shipped, public_server):
     ck, _ = shipped["mnist-z2"]
-    with app_server({"VAE_BROWSER_DECODE": "0"}) as url:
-        pg = browser.new_page(viewport={"width": 1400, "height": 1000})
-        pg.goto(f"{url}/?model=mnist-z2&z=0.000,-1.000")
-        wait_for_app(pg)
-        pg.locator(".vle").wait_for(timeout=60_000)
-        settled_z(pg)
-        assert pg.evaluate("() => Object.keys(window.__vaeDecoders || {}).length") == 0
-        press(pg, "z[0]", "ArrowRight", 20, every_ms=50)
-        z = settled_z(pg)
-        assert z == [1.0, -1.0]
-        assert_picture_is_decode_of(pg, ck, z)
-        assert_no_traceback(pg)
-        pg.close()
+    url = public_server
+    pg = browser.new_page(viewport={"width": 1400, "height": 1000})
+    pg.goto(f"{url}/?model=mnist-z2&z=0.000,-1.000")
+    wait_for_app(pg)
+    pg.locator(".vle").wait_for(timeout=60_000)
+    settled_z(pg)
+    assert pg.evaluate("() => Object.keys(window.__vaeDecoders || {}).length") == 0
+    press(pg, "z[0]", "ArrowRight", 20, every_ms=50)
+    z = settled_z(pg)
+    assert z == [1.0, -1.0]
+    assert_picture_is_decode_of(pg, ck, z)
+    assert_no_traceback(pg)
+    pg.close()
 
 
 def test_the_browser_decoder_matches_pytorch(server, page, shipped):
@@ -395,27 +402,27 @@ def test_the_browser_decoder_matches_pytorch(server, page, shipped):
         assert (js == torch_px).mean() > 0.99, z
 
 
-def test_a_run_longer_than_a_third_of_a_second_shows_that_the_app_is_working(page):
-    # its own server: PCA's first run for mnist-bin-z50 fits the PCA and the TWO-NN
-    # dimension of 10,000 50-d latents, seconds on these cores
-    with app_server() as server:
-        page.goto(f"{server}/?model=mnist-bin-z50")
-        wait_for_app(page)
-        page.evaluate("""() => { window.__busy = []; const tick = () => {
-            const app = document.querySelector('[data-testid=stApp]');
-            window.__busy.push([app.getAttribute('data-test-script-state'), getComputedStyle(app, '::before').opacity,
-                                getComputedStyle(app, '::after').content, getComputedStyle(app, '::before').animationDelay]);
-            if (window.__busy.length < 2000) setTimeout(tick, 25); }; tick(); }""")
-        page.locator("[data-testid='stSidebarNav']").get_by_text("PCA", exact=True).click()
-        page.wait_for_function("() => [...document.querySelectorAll('h1')].some((h) => h.innerText.trim() === 'PCA')",
-                               timeout=120_000)
-        wait_for_app(page, 120_000)
-        seen = page.evaluate("() => window.__busy")
-        shown = [s for s in seen if s[0] == "running" and s[1] == "1" and "Working" in s[2]]
-        assert shown, (len(seen), seen[:40])
-        # it waits 0.3 s into a run (quick fragment reruns never flash), and is gone when the run ends
-        assert all("0.3s" in s[3] for s in shown)
-        assert all(s[2] == "none" for s in seen if s[0] != "running")
+def test_a_run_longer_than_a_third_of_a_second_shows_that_the_app_is_working(page, public_server):
+    # a server whose PCA page nothing has opened yet: its first run for mnist-bin-z50 fits the
+    # PCA and the TWO-NN dimension of 10,000 50-d latents, seconds on these cores
+    server = public_server
+    page.goto(f"{server}/?model=mnist-bin-z50")
+    wait_for_app(page)
+    page.evaluate("""() => { window.__busy = []; const tick = () => {
+        const app = document.querySelector('[data-testid=stApp]');
+        window.__busy.push([app.getAttribute('data-test-script-state'), getComputedStyle(app, '::before').opacity,
+                            getComputedStyle(app, '::after').content, getComputedStyle(app, '::before').animationDelay]);
+        if (window.__busy.length < 2000) setTimeout(tick, 25); }; tick(); }""")
+    page.locator("[data-testid='stSidebarNav']").get_by_text("PCA", exact=True).click()
+    page.wait_for_function("() => [...document.querySelectorAll('h1')].some((h) => h.innerText.trim() === 'PCA')",
+                           timeout=120_000)
+    wait_for_app(page, 120_000)
+    seen = page.evaluate("() => window.__busy")
+    shown = [s for s in seen if s[0] == "running" and s[1] == "1" and "Working" in s[2]]
+    assert shown, (len(seen), seen[:40])
+    # it waits 0.3 s into a run (quick fragment reruns never flash), and is gone when the run ends
+    assert all("0.3s" in s[3] for s in shown)
+    assert all(s[2] == "none" for s in seen if s[0] != "running")
 
 
 def test_download_png_legend_toggle_and_a_drag_on_the_scatter(server, page, shipped):

@@ -16,8 +16,8 @@ def test_compare_page_metrics_badges_reconstructions_same_z_curves_and_sweeps(tm
         (runs / name / "metrics.json").unlink()  # the shipped evaluation; these get their own
     evaluate_checkpoint(runs / "other-z2", data_root=data_root, limit=100, iw_samples=10)
     evaluate_checkpoint(runs / "other-z2", data_root=data_root, limit=50, iw_samples=10)  # a second, smaller one
-    # a posterior-collapsed model: beta = 50 for ~280 steps on real MNIST
-    train(TrainConfig(dataset="mnist", data_root=str(data_root), latent_dim=8, epochs=3, limit=6000, batch_size=64,
+    # a posterior-collapsed model: beta = 50 for ~140 steps on real MNIST
+    train(TrainConfig(dataset="mnist", data_root=str(data_root), latent_dim=8, epochs=3, limit=3000, batch_size=64,
                       test_limit=200, beta=50.0, out=str(runs / "collapsed")), progress=False)
     evaluate_checkpoint(runs / "collapsed", data_root=data_root, limit=200, iw_samples=10)
     run_sweep(runs / "sweep", [Cell("conv-vae", 2, 1.0), Cell("conv-vae", 2, 4.0), Cell("linear-ae", 2)],

@@ -140,9 +140,7 @@ def test_a_new_manager_process_lists_the_same_jobs_and_the_cli_works(runs):
     assert [j["id"] for j in listed] == [job] and listed[0]["state"] == "done"
     status = json.loads(subprocess.run(cli + ["status", job, "--json"], env=env, capture_output=True, text=True,
                                        timeout=120).stdout)
-    assert status["state"] == "done"
-    bad = subprocess.run(cli + ["start", "--beta", "-2"], env=env, capture_output=True, text=True, timeout=120)
-    assert bad.returncode == 2 and "--beta must be" in bad.stderr
+    assert status["state"] == "done"  # (a refused start from the CLI: test_runs_dir_may_come_before_...)
     assert subprocess.run(cli + ["delete", job], env=env, timeout=120).returncode == 0
     assert not (runs / job).exists()
 

@@ -4,6 +4,7 @@ folder and, from the CLI, exits 2 without a traceback."""
 import os
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -78,6 +79,9 @@ def test_the_queue_is_capped_and_parallel_starts_cannot_pass_the_cap(runs, monke
     waiting jobs: exactly two are queued, two are refused with the reason, no folder left."""
     running = start_job(LONG)
     monkeypatch.setenv("VAE_MAX_QUEUED_JOBS", "2")
+    # the long job holds the slot paused: what is measured is the queue, and the four starts get the CPU
+    pid = read_status(runs / running)["pid"]
+    os.kill(pid, signal.SIGSTOP)
     try:
         procs = [subprocess.Popen(CLI + ["start"] + TINY, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   text=True) for _ in range(4)]
@@ -93,6 +97,7 @@ def test_the_queue_is_capped_and_parallel_starts_cannot_pass_the_cap(runs, monke
             start_job(TINY)
         assert _job_folders(runs) == sorted([running, *ok])
     finally:
+        os.kill(pid, signal.SIGCONT)
         for job in refresh(runs):
             cancel_job(job["id"], runs)
 
