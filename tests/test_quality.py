@@ -1,0 +1,126 @@
+"""Sample-quality metrics (vae_core/quality.py) on inputs whose answers are known, the shipped
+classifiers whose features they compare, and both together on a shipped VAE."""
+import shutil
+
+import numpy as np
+import pytest
+import scipy.linalg
+
+from tests.conftest import REPO
+from vae_core.data import to_float
+from vae_core.quality import (class_histogram, fit_latent_mixture, frechet_distance, precision_recall,
+                              sample_latent_mixture)
+
+
+def _reference_fd(a, b):
+    """The reference implementation's formula (pytorch-fid): scipy's sqrtm, imaginary round-off dropped."""
+    m1, m2, s1, s2 = a.mean(0), b.mean(0), np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    covmean = scipy.linalg.sqrtm(s1 @ s2).real
+    return ((m1 - m2) ** 2).sum() + np.trace(s1 + s2 - 2 * covmean)
+
+
+def test_frechet_distance_is_zero_for_one_set_and_matches_the_closed_form_and_the_reference():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(4000, 8))
+    assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-8)
+    # N(0, I) against N(m, 4 I) in D = 8: |m|^2 + D (1 + 4 - 2 * 2) = |m|^2 + 8, up to sampling error
+    m = np.full(8, 0.5)
+    b = m + 2 * rng.normal(size=(4000, 8))
+    assert frechet_distance(a, b) == pytest.approx(8 * 0.25 + 8, rel=0.05)
+    # larger shifts give larger distances, and the result is pytorch-fid's formula
+    near, far = a + 0.1, a + 1.0
+    assert frechet_distance(a, near) < frechet_distance(a, far)
+    correlated = a @ rng.normal(size=(8, 8))
+    assert frechet_distance(a, correlated) == pytest.approx(_reference_fd(a, correlated), rel=1e-6)
+    with pytest.raises(ValueError):
+        frechet_distance(a, a[:, :4])
+
+
+def test_precision_and_recall_on_known_toy_distributions():
+    rng = np.random.default_rng(1)
+    modes = np.array([[-6.0, 0.0], [6.0, 0.0]])
+    real = modes[rng.integers(0, 2, 2000)] + rng.normal(size=(2000, 2))
+    same = modes[rng.integers(0, 2, 2000)] + rng.normal(size=(2000, 2))
+    one_mode = modes[0] + rng.normal(size=(2000, 2))        # realistic, but half the data is never drawn
+    elsewhere = np.array([0.0, 30.0]) + rng.normal(size=(2000, 2))
+    pr = precision_recall(real, same)
+    assert pr["precision"] > 0.9 and pr["recall"] > 0.9 and pr["k"] == 3
+    pr = precision_recall(real, one_mode)
+    assert pr["precision"] > 0.9 and 0.4 < pr["recall"] < 0.6
+    pr = precision_recall(real, elsewhere)
+    assert pr["precision"] == 0.0 and pr["recall"] == 0.0
+    # chunking changes nothing
+    assert precision_recall(real, one_mode, chunk=97) == precision_recall(real, one_mode)
+
+
+def test_class_histogram_names_a_dropped_mode():
+    logits = np.eye(10)[[0, 1, 1, 2, 3, 4, 5, 6, 8, 9, 9, 9]]
+    h = class_histogram(logits)
+    assert h["counts"] == [1, 2, 1, 1, 1, 1, 1, 0, 1, 3] and h["missing"] == [7]
+    assert h["max_share"] == pytest.approx(3 / 12) and h["min_share"] == 0.0
+
+
+def test_a_mixture_fitted_to_the_latents_samples_where_they_are_and_is_seeded():
+    rng = np.random.default_rng(2)
+    centres = rng.normal(scale=5, size=(10, 3))
+    mu = centres[rng.integers(0, 10, 5000)] + 0.1 * rng.normal(size=(5000, 3))
+    mix = fit_latent_mixture(mu, components=10, seed=0)
+    z = sample_latent_mixture(mix, 2000, seed=3)
+    assert z.shape == (2000, 3) and z.dtype == np.float32
+    # every draw lies near one of the clusters (N(0, I) draws mostly would not)
+    nearest = np.linalg.norm(z[:, None] - centres[None], axis=2).min(1)
+    assert np.quantile(nearest, 0.99) < 0.6
+    prior = rng.normal(size=(2000, 3))
+    assert np.median(np.linalg.norm(prior[:, None] - centres[None], axis=2).min(1)) > 1.0
+    assert np.array_equal(sample_latent_mixture(mix, 2000, seed=3), z)
+    with pytest.raises(ValueError):
+        fit_latent_mixture(mu[:5], components=10)
+
+
+# ---------------------------------------------------------------- the shipped classifiers
+
+def test_the_shipped_mnist_classifier_scores_99_percent_and_loads_without_pickle(mnist_test):
+    from vae_core.classifier import FEATURES, classifier_folder, classify, load_classifier
+    folder = classifier_folder("mnist")
+    assert folder is not None and classifier_folder("no-such-dataset") is None
+    model, config = load_classifier(folder)
+    feats, logits = classify(model, mnist_test.images)
+    accuracy = (logits.argmax(1) == mnist_test.labels).float().mean().item()
+    assert accuracy >= 0.99 and abs(accuracy - config["test_accuracy"]) < 1e-3
+    assert feats.shape == (10_000, FEATURES) and (feats >= 0).all()  # after the ReLU
+
+
+def test_a_damaged_classifier_folder_is_a_clear_error(tmp_path):
+    from vae_core import VaeError
+    from vae_core.classifier import load_classifier
+    shutil.copytree(REPO / "classifiers" / "mnist", tmp_path / "c")
+    (tmp_path / "c" / "model.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(VaeError, match="cannot be loaded"):
+        load_classifier(tmp_path / "c")
+
+
+def test_real_images_score_better_than_a_models_samples_and_the_mixture_helps_a_2d_vae(mnist_test):
+    """End to end on the shipped mnist-z2: test images against another half of the test set
+    (the floor), against the model's prior samples and against samples from a mixture
+    fitted to its posterior means. The classifier distance orders them."""
+    import torch
+
+    from vae_core.checkpoint import load_checkpoint
+    from vae_core.classifier import classifier_folder, classify, load_classifier
+    clf, _ = load_classifier(classifier_folder("mnist"))
+    ck = load_checkpoint(REPO / "checkpoints" / "mnist-z2")
+    real_a, real_b = mnist_test.images[:2000], mnist_test.images[5000:7000]
+    fa, _ = classify(clf, real_a)
+    fb, _ = classify(clf, real_b)
+    with torch.no_grad():
+        mu = ck.model.encode(to_float(mnist_test.images[:5000]))[0].numpy()
+        prior = torch.sigmoid(ck.model.decode(torch.randn(2000, 2, generator=torch.Generator().manual_seed(0))))
+        z = sample_latent_mixture(fit_latent_mixture(mu, 10, seed=0), 2000, seed=0)
+        mixture = torch.sigmoid(ck.model.decode(torch.from_numpy(z)))
+    fp, lp = classify(clf, prior)
+    fm, _ = classify(clf, mixture)
+    floor = frechet_distance(fa.numpy(), fb.numpy())
+    from_prior, from_mixture = frechet_distance(fa.numpy(), fp.numpy()), frechet_distance(fa.numpy(), fm.numpy())
+    assert floor < from_mixture < from_prior, (floor, from_mixture, from_prior)
+    assert precision_recall(fa.numpy(), fb.numpy())["recall"] > precision_recall(fa.numpy(), fp.numpy())["recall"]
+    assert sum(class_histogram(lp.numpy())["counts"]) == 2000

@@ -1,0 +1,119 @@
+"""Sample quality: how close a model's images are to the data, beside its likelihood.
+
+A likelihood says how well a model explains the test set; it says little about what its
+samples look like (Theis et al. 2016, "A note on the evaluation of generative models").
+These metrics compare two sets of image *features* (a classifier's penultimate layer, or
+Inception's pool layer when a user has its weights): one of real test images, one of
+model images (prior samples, mixture samples, reconstructions, interpolation midpoints).
+
+  frechet_distance   Heusel et al. 2017: the Fréchet distance between Gaussians fitted to
+                     the two feature sets. With our classifier's features it is fd_classifier,
+                     never "FID": FID means Inception-v3 features, and the numbers differ.
+  precision_recall   Kynkäänniemi et al. 2019: the share of model images inside the real
+                     images' k-NN balls (precision: realism) and of real images inside the
+                     model images' balls (recall: coverage), k = 3.
+  class_histogram    how a classifier labels the model's images: a model that drops a mode
+                     (never draws a 7) shows it here before it shows in any distance.
+
+Sampling from the aggregate posterior instead of the prior (Ghosh et al. 2020, "From
+Variational to Deterministic Autoencoders"): fit_latent_mixture fits a 10-component
+Gaussian mixture to the test images' posterior means, and sample_latent_mixture draws z
+from it; a VAE whose q(z) does not fill N(0, I) gives better samples this way.
+
+Every function takes arrays and returns numbers or a dict; none keeps state, and the
+random ones take a seed.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def frechet_distance(real: np.ndarray, fake: np.ndarray) -> float:
+    """||m1 - m2||^2 + Tr(S1 + S2 - 2 (S1 S2)^1/2) for features (N, D) of each set.
+
+    The trace of the matrix square root is taken as the sum of square roots of the
+    eigenvalues of S1^1/2 S2 S1^1/2, which is symmetric positive semi-definite, so the
+    result is real and needs no scipy.linalg.sqrtm (whose complex round-off the reference
+    implementation has to strip). float64 throughout."""
+    a, b = np.asarray(real, np.float64), np.asarray(fake, np.float64)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
+        raise ValueError(f"features must be (N, D) with the same D, got {a.shape} and {b.shape}")
+    if len(a) < 2 or len(b) < 2:
+        raise ValueError("each feature set needs at least 2 rows for a covariance")
+    m1, m2 = a.mean(0), b.mean(0)
+    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    w, v = np.linalg.eigh(s1)
+    root1 = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    cross = np.linalg.eigvalsh(root1 @ s2 @ root1)
+    tr_sqrt = np.sqrt(np.clip(cross, 0, None)).sum()
+    return float(max(((m1 - m2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * tr_sqrt, 0.0))
+
+
+def _kth_neighbour_radii(x: torch.Tensor, k: int, chunk: int) -> torch.Tensor:
+    """Each row's distance to its k-th nearest other row (the row itself excluded)."""
+    radii = torch.empty(len(x), dtype=x.dtype)
+    for i in range(0, len(x), chunk):
+        d = torch.cdist(x[i:i + chunk], x)
+        radii[i:i + chunk] = d.kthvalue(k + 1, dim=1).values  # the 1st is the row itself (0)
+    return radii
+
+
+def _inside_any_ball(points: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor, chunk: int) -> torch.Tensor:
+    inside = torch.empty(len(points), dtype=torch.bool)
+    for i in range(0, len(points), chunk):
+        inside[i:i + chunk] = (torch.cdist(points[i:i + chunk], centres) <= radii[None]).any(1)
+    return inside
+
+
+def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3, chunk: int = 1024) -> dict:
+    """Kynkäänniemi et al. 2019, "Improved Precision and Recall Metric for Assessing
+    Generative Models": the real manifold is the union of balls around each real feature
+    reaching its k-th nearest real neighbour, and likewise for the model's.
+
+    precision: share of model features inside the real manifold (are samples realistic?)
+    recall:    share of real features inside the model's manifold (is the data covered?)
+    Their protocol uses k = 3 and equal set sizes (the paper's 50,000 each; ours 10,000)."""
+    a = torch.as_tensor(np.asarray(real, np.float32))
+    b = torch.as_tensor(np.asarray(fake, np.float32))
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
+        raise ValueError(f"features must be (N, D) with the same D, got {tuple(a.shape)} and {tuple(b.shape)}")
+    if min(len(a), len(b)) <= k:
+        raise ValueError(f"each set needs more than k = {k} rows")
+    ra, rb = _kth_neighbour_radii(a, k, chunk), _kth_neighbour_radii(b, k, chunk)
+    return {"precision": float(_inside_any_ball(b, a, ra, chunk).float().mean()),
+            "recall": float(_inside_any_ball(a, b, rb, chunk).float().mean()),
+            "k": k, "real": len(a), "fake": len(b)}
+
+
+def class_histogram(logits: np.ndarray, num_classes: int | None = None) -> dict:
+    """A classifier's labels for model images: the count per class, the share of the most and
+    least drawn class, and the classes never drawn (a dropped mode)."""
+    logits = np.asarray(logits)
+    n = num_classes or logits.shape[1]
+    counts = np.bincount(logits.argmax(1), minlength=n)[:n]
+    share = counts / max(counts.sum(), 1)
+    return {"counts": counts.tolist(), "max_share": float(share.max()), "min_share": float(share.min()),
+            "missing": [int(c) for c in np.flatnonzero(counts == 0)]}
+
+
+def fit_latent_mixture(mu: np.ndarray, components: int = 10, seed: int = 0):
+    """A Gaussian mixture (full covariances) fitted to posterior means: the aggregate
+    posterior q(z) that Ghosh et al. sample from instead of the prior."""
+    from sklearn.mixture import GaussianMixture
+    mu = np.asarray(mu, np.float64)
+    if len(mu) < components:
+        raise ValueError(f"{components} components need at least {components} latents, got {len(mu)}")
+    # reg_covar keeps a collapsed (constant) dimension from making a covariance singular
+    return GaussianMixture(components, covariance_type="full", reg_covar=1e-4, random_state=seed).fit(mu)
+
+
+def sample_latent_mixture(mixture, n: int, seed: int = 0) -> np.ndarray:
+    """n draws of z from a fitted mixture (float32, in a seeded, shuffled order)."""
+    rng = np.random.default_rng(seed)
+    comp = rng.choice(len(mixture.weights_), size=n, p=mixture.weights_)
+    z = np.empty((n, mixture.means_.shape[1]))
+    for c in np.unique(comp):
+        rows = np.flatnonzero(comp == c)
+        z[rows] = rng.multivariate_normal(mixture.means_[c], mixture.covariances_[c], size=len(rows))
+    return z.astype(np.float32)
