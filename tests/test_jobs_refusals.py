@@ -108,7 +108,7 @@ def test_a_sweep_larger_than_the_queue_finishes_cells_before_queueing_more(tmp_p
     from vae_core.sweep import Cell, read_results, run_sweep
     monkeypatch.setenv("VAE_MAX_QUEUED_JOBS", "1")
     monkeypatch.setenv("VAE_CPU_JOBS", "1")
-    cells = [Cell("conv-vae", 2, 1.0), Cell("linear-ae", 2), Cell("linear-vae", 2, 0.5)]
+    cells = [Cell("linear-vae", 2, 1.0), Cell("linear-ae", 2), Cell("linear-vae", 2, 0.5)]
     logs = []
     rows = run_sweep(tmp_path / "sweep", cells, {"dataset": "digits", "limit": 300, "epochs": 1, "test_limit": 100},
                      eval_limit=60, iw_samples=5, log=logs.append)
