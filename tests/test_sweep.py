@@ -57,7 +57,7 @@ def test_a_sweep_writes_every_metric_and_resumes_without_redoing_cells(tmp_path)
     assert [r["cell"] for r in read_results(out)] == [c.id for c in more]
 
 
-def test_the_cli_runs_cells_through_the_job_runner_and_resumes(tmp_path, capsys):
+def test_the_cli_runs_cells_through_the_job_runner_and_resumes(tmp_path, capsys, cache_root):
     out = tmp_path / "sweep"
     argv = ["--out", str(out), "--models", "conv-vae", "--latent-dims", "2", "--betas", "1", "--free-bits", "0",
             "--dataset", "digits", "--limit", "300", "--epochs", "1", "--eval-limit", "60", "--iw-samples", "5"]
