@@ -16,11 +16,13 @@ import time
 
 import pytest
 
-from tests.conftest import REPO
+from tests.live_app import free_port
+
 
 def common(epochs: int = 2) -> list[str]:
     return ["--dataset", "mnist", "--limit", "2000", "--test-limit", "500", "--epochs", str(epochs),
             "--precision", "fp32", "--device", "cpu", "--conv-channels", "8,16", "--hidden", "32", "--seed", "0"]
+
 
 WRITES = textwrap.dedent("""
     import os, sys
@@ -38,7 +40,6 @@ WRITES = textwrap.dedent("""
 """)
 
 
-
 def _env(tmp_path, data_root) -> dict:
     (tmp_path / "sitecustomize.py").write_text(WRITES)
     return {**os.environ, "PYTHONPATH": str(tmp_path), "VAE_WRITE_LOG": str(tmp_path / "writes"),
@@ -47,12 +48,7 @@ def _env(tmp_path, data_root) -> dict:
 
 def _torchrun(nproc: int, args: list[str]) -> list[str]:
     return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc),
-            "--master-port", str(_free_port()), "-m", "vae_core.train", *args]
-
-
-def _free_port() -> int:
-    from tests.live_app import free_port
-    return free_port()
+            "--master-port", str(free_port()), "-m", "vae_core.train", *args]
 
 
 def _writes(tmp_path, rank: str, under) -> list[str]:

@@ -20,7 +20,7 @@ def local_ray():
 
 
 def test_four_cells_as_ray_tasks_write_the_local_runners_keys_and_resume(local_ray, tmp_path):
-    cells = [Cell("linear-vae", 2, 1.0), Cell("linear-vae", 2, 4.0), Cell("conv-vae", 2, 1.0), Cell("linear-ae", 2)]
+    cells = [Cell("conv-vae", 2, 1.0), Cell("linear-vae", 2, 4.0), Cell("linear-vae", 2, 1.0), Cell("linear-ae", 2)]
     out, logs = tmp_path / "sweep", []
     rows = run_sweep(out, cells, TINY, eval_limit=60, iw_samples=5, ray="auto", log=logs.append)
     assert sorted(r["cell"] for r in rows) == sorted(c.id for c in cells), logs

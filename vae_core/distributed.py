@@ -57,6 +57,12 @@ def world_size() -> int:
         return 1
 
 
+def is_main_process() -> bool:
+    """Rank 0 of torchrun's group, or a plain process: the one that prints and writes (readable
+    before setup, from the environment torchrun gives each rank)."""
+    return os.environ.get("RANK", "0") == "0"
+
+
 def setup(device: torch.device) -> tuple[Group, torch.device]:
     """Join torchrun's group when there is one: (this rank's Group, the device it trains on)."""
     world = world_size()

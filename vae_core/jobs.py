@@ -716,11 +716,10 @@ def _progress_writer(folder: Path, status: dict):
         if time.monotonic() - last_write[0] >= PROGRESS_EVERY_S or step == steps:
             last_write[0] = time.monotonic()
             update_status(folder, only_if_state=("running",), progress=dict(progress))
-    on_step.progress = progress
     return on_step
 
 
-def _train_outcome(folder: Path, status: dict, on_step, command: str) -> dict:
+def _train_outcome(status: dict, on_step, command: str) -> dict:
     """Train the job's flags in this process; its outcome as status fields (never raises)."""
     from vae_core.train import Stop, config_from_args, train
     try:
@@ -743,16 +742,14 @@ def _train_outcome(folder: Path, status: dict, on_step, command: str) -> dict:
 def _run(folder: Path) -> int:
     """Body of the job process: train (or supervise the job's torchrun ranks), record the
     outcome, cache latents, start the next job."""
-    from vae_core.train import Stop, config_from_args, raise_stop
+    from vae_core.train import Stop, command_line, config_from_args, raise_stop
     folder = Path(folder)
     status = update_status(folder, state="running", pid=os.getpid())
     remove_stale_temp_files(folder, runner=True)  # the only writer here from now on
     signal.signal(signal.SIGTERM, raise_stop)
-    command = "python -m vae_core.train " + " ".join(status["args"])
     n = processes_of(status)
     if n == 1:
-        on_step = _progress_writer(folder, status)
-        outcome = _train_outcome(folder, status, on_step, command)
+        outcome = _train_outcome(status, _progress_writer(folder, status), command_line(status["args"]))
     else:
         # torchrun starts the ranks (`_rank` below): in this process group, so a cancel's SIGTERM
         # reaches them all; rank 0 writes progress and its error; this process decides the outcome
@@ -808,10 +805,10 @@ def _rank(folder: Path) -> int:
     from vae_core.train import command_line, raise_stop
     folder = Path(folder)
     status = read_status(folder)
-    main_rank = os.environ.get("RANK", "0") == "0"
+    main_rank = distributed.is_main_process()
     signal.signal(signal.SIGTERM, raise_stop)
     try:
-        outcome = _train_outcome(folder, status, _progress_writer(folder, status) if main_rank else None,
+        outcome = _train_outcome(status, _progress_writer(folder, status) if main_rank else None,
                                  command_line(status["args"]))
     finally:
         distributed.teardown()

@@ -38,9 +38,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from vae_core import VaeError
-from vae_core.files import atomic_write_bytes, atomic_write_json
 from vae_core.evaluate import METRIC_KEYS, evaluate_checkpoint
 from vae_core.families import FAMILY_MODELS
+from vae_core.files import atomic_write_bytes, atomic_write_json
 
 # 16 cells: AE vs VAE, conv vs linear, beta and latent dim. --free-bits 0,0.5 or
 # --warmups 0,2 add the collapse remedies (each doubles the VAE cells).

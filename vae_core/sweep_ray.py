@@ -97,9 +97,9 @@ def run_cells(todo, base: dict, *, eval_limit, iw_samples: int, data_root, addre
         task = ray.remote(num_cpus=cpus_per_cell, num_gpus=gpus_per_cell, max_retries=0)(_run_cell)
         pending = {task.remote(cell.train_args(base), eval_limit, iw_samples, data_root, cpus_per_cell): cell
                    for cell in todo}
+        has = ray.cluster_resources()
         log(f"  {len(pending)} Ray tasks submitted ({cpus_per_cell} CPU, {gpus_per_cell:g} GPU each; "
-            f"the cluster has {ray.cluster_resources().get('CPU', 0):g} CPUs, "
-            f"{ray.cluster_resources().get('GPU', 0):g} GPUs)")
+            f"the cluster has {has.get('CPU', 0):g} CPUs, {has.get('GPU', 0):g} GPUs)")
         failed = []
         try:
             while pending:

@@ -50,10 +50,10 @@ import torch
 
 from vae_core import VaeError, distributed
 from vae_core.checkpoint import FORMAT_VERSION, save_checkpoint
-from vae_core.files import atomic_write_bytes, atomic_write_json
 from vae_core.data import (BINARIZE_CHOICES, CHANNEL_CHOICES, LazyImages, binarize_split, load_dataset,
                            parse_channels, to_float, validate_name)
 from vae_core.device import DEVICE_CHOICES, cpu_fast_layout, describe_device, resolve_device
+from vae_core.files import atomic_write_bytes, atomic_write_json
 from vae_core.families import FAMILIES, FAMILY_MODELS, Batch, family_flags, resolve_params
 from vae_core.losses import (BETA_SCHEDULES, active_units, beta_at, capacity_at, check_finite, optimal_log_sigma,
                              vae_loss)
@@ -651,7 +651,7 @@ def main(argv: list[str] | None = None) -> int:
     except VaeError as e:
         print(f"vae-train: error: {e}", file=sys.stderr)
         return 2
-    quiet = os.environ.get("RANK", "0") != "0"  # under torchrun rank 0 speaks for the group
+    quiet = not distributed.is_main_process()  # under torchrun rank 0 speaks for the group
     signal.signal(signal.SIGTERM, raise_stop)
     signal.signal(signal.SIGINT, raise_stop)
     try:
