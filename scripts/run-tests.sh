@@ -20,4 +20,5 @@ export VAE_NO_DOWNLOAD=1
 if [ -z "${VAE_DATA_ROOT:-}" ] && [ -d "$repo/../shared/datasets" ]; then
   export VAE_DATA_ROOT="$(cd "$repo/../shared/datasets" && pwd)"
 fi
-exec "$VENV/bin/python" -m pytest "$@"
+# Two xdist workers, one OpenMP thread each (tests/conftest.py): both cores busy all run long.
+exec "$VENV/bin/python" -m pytest -n "${VAE_TEST_WORKERS:-2}" --dist loadgroup "$@"

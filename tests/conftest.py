@@ -7,6 +7,13 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 os.environ.setdefault("VAE_NO_DOWNLOAD", "1")  # tests never reach for the network
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # scripts/run-tests.sh runs two pytest-xdist workers on CI's two cores. Each worker (and
+    # every job, server and torchrun it starts) gets one OpenMP thread: two workers with two
+    # threads each oversubscribe the cores and made torch-heavy tests ten times slower.
+    # Set before anything imports torch (conftest is imported before the test modules).
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = "1"
 
 
 def _data_root() -> Path:
@@ -43,26 +50,61 @@ def cache_root(tmp_path, monkeypatch):
 # One Chromium and one app server for every browser test of the run: each costs seconds to
 # start, and the suite must stay under 10 minutes on 2 cores. Playwright's sync API keeps an
 # asyncio loop running on the main thread while it is open, which breaks AppTest and anything
-# else calling asyncio.run, so the tests that use it are moved to the end of the run (in their
-# files' order) and the browser opens only when the first of them starts.
+# else calling asyncio.run. So the tests that use it run back to back (at the end of a plain
+# run; as one xdist group under scripts/run-tests.sh), the browser opens when the first of
+# them starts and closes as soon as the next test does not use it.
+
+def _uses_browser(item) -> bool:
+    return "browser" in getattr(item, "fixturenames", ())
+
+
+def _has_module_fixture(module) -> bool:
+    return any(getattr(getattr(v, "_fixture_function_marker", None), "scope", None) == "module"
+               for v in vars(module).values())
+
 
 def pytest_collection_modifyitems(config, items):
-    uses = [i for i in items if "browser" in getattr(i, "fixturenames", ())]
-    items[:] = [i for i in items if "browser" not in getattr(i, "fixturenames", ())] + uses
+    uses = [i for i in items if _uses_browser(i)]
+    items[:] = [i for i in items if not _uses_browser(i)] + uses
+    # Scheduling for `pytest -n 2 --dist loadgroup`: the browser tests are one group (one
+    # Chromium, one server); a file with module-scoped fixtures is one group (built once);
+    # every other test is scheduled alone, which lets the two workers finish together.
+    for item in items:
+        if _uses_browser(item):
+            item.add_marker(pytest.mark.xdist_group("browser"))
+        elif item.module is not None and _has_module_fixture(item.module):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
 
 
-@pytest.fixture(scope="session")
+_chromium = {}  # the open Playwright and browser, while browser tests are running
+
+
+def _close_chromium():
+    if _chromium:
+        _chromium.pop("browser").close()
+        _chromium.pop("playwright").stop()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    result = yield  # the test's own fixtures (its page, its context) close first
+    if nextitem is None or not _uses_browser(nextitem):
+        _close_chromium()
+    return result
+
+
+@pytest.fixture()
 def browser():
     from tests.live_app import CHROMIUM, launch_chromium
     if not os.path.exists(CHROMIUM):
         if IN_CI:  # in CI a missing Chromium fails the browser tests, never skips them
             pytest.fail(f"{CHROMIUM} is missing in CI: scripts/run-tests.sh installs it with apt-get")
         pytest.skip(f"{CHROMIUM} not installed (scripts/run-tests.sh installs it as root)")
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as p:
-        b = launch_chromium(p)
-        yield b
-        b.close()
+    if not _chromium:
+        from playwright.sync_api import sync_playwright
+        _chromium["playwright"] = sync_playwright().start()
+        _chromium["browser"] = launch_chromium(_chromium["playwright"])
+    return _chromium["browser"]
 
 
 @pytest.fixture(scope="session")

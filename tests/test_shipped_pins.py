@@ -41,6 +41,16 @@ def _sha(t) -> str:
     return hashlib.sha256(a.tobytes()).hexdigest()
 
 
+@pytest.fixture(autouse=True)
+def two_threads():
+    """The digests were taken with torch's two threads on a 2-core machine; a parallel run's
+    worker has one (tests/conftest.py), and the thread count changes how sums are split."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.mark.parametrize("name", sorted(PINNED))
 def test_shipped_checkpoint_decodes_and_encodes_bit_identically(name):
     weights, logits_sha, images_sha, encode_sha = PINNED[name]
