@@ -42,6 +42,7 @@ pages = [
     st.Page("pages/grid.py", title="Grid", icon=":material/grid_view:", url_path="grid"),
     st.Page("pages/interpolate.py", title="Interpolate", icon=":material/swap_horiz:", url_path="interpolate"),
     st.Page("pages/pca.py", title="PCA", icon=":material/scatter_plot:", url_path="pca"),
+    st.Page("pages/map.py", title="Map", icon=":material/map:", url_path="map"),
     st.Page("pages/traverse.py", title="Traverse", icon=":material/view_comfy:", url_path="traverse"),
     st.Page("pages/compare.py", title="Compare", icon=":material/compare:", url_path="compare"),
 ]

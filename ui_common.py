@@ -487,6 +487,17 @@ def _points_file(ckpt_hash: str, tag: str, _xy: np.ndarray, _labels: np.ndarray)
     return _static_file("points", f"{ckpt_hash}-{hashlib.sha256(blob).hexdigest()[:12]}", blob)
 
 
+@st.cache_resource(max_entries=32, show_spinner=False)
+def _lattice_file(ckpt_hash: str, tag: str, _lattice: np.ndarray, _box: np.ndarray) -> str | None:
+    """A map's way back to z as one static file (ui/latent_explorer.js loadLattice):
+    uint32 G, uint32 D, float64 x0 x1 y0 y1, then the float32 z of each lattice node."""
+    import hashlib
+    g, _, d = _lattice.shape
+    blob = (np.asarray([g, d], np.uint32).tobytes() + np.asarray(_box, np.float64).ravel().tobytes()
+            + np.ascontiguousarray(_lattice, np.float32).tobytes())
+    return _static_file("points", f"{ckpt_hash}-{hashlib.sha256(blob).hexdigest()[:12]}", blob)
+
+
 def forget_served_files(ckpt_hash: str | None) -> None:
     """Remove the decoder and points files served for a deleted model (no download of
     its weights stays behind) and forget their cached URLs."""
@@ -525,6 +536,11 @@ class Plane:
     tag: str                    # names the points file (model, axes, splits, colouring)
     classes: list | None = None  # the legend's names for the labels (default: the model's classes)
     palette: list | None = None  # their colours (default: the categorical PALETTE)
+    # a non-linear map (Map page): z at the nodes of a lattice over `box` replaces origin/ax/ay
+    # for clicks and drags, and place(z) gives the marker's map position (None: not shown)
+    lattice: np.ndarray | None = None   # (G, G, D)
+    box: np.ndarray | None = None       # (2, 2)
+    place: object = None
 
 
 _EXPLORER = None
@@ -600,6 +616,9 @@ def latent_view(key: str, ckpt, sliders: list[dict], plane: Plane | None, captio
         "origin": (plane.origin if plane else zero).astype(float).tolist(),
         "ax": (plane.ax if plane else zero).astype(float).tolist(),
         "ay": None if plane is None or plane.ay is None else plane.ay.astype(float).tolist(),
+        "lattice_url": None if plane is None or plane.lattice is None
+        else _lattice_file(ckpt.hash, plane.tag, plane.lattice, plane.box),
+        "marker": None if plane is None or plane.place is None else plane.place(z),
         "sliders": sliders, "z": z, "v": st.session_state.get("z_version", 0),
         "ack": st.session_state.get("z_ack"), "zmax": z_limit(),
         "image": image, "image_z": z_text(z), "size": DISPLAY, "caption": caption,

@@ -86,6 +86,20 @@ def _close_chromium():
 
 
 @pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed browser test leaves a screenshot of every page it had open in test-artifacts/."""
+    report = yield
+    if report.when == "call" and report.failed and _chromium:
+        pages = [pg for ctx in _chromium["browser"].contexts for pg in ctx.pages]
+        for i, pg in enumerate(pages):
+            try:
+                pg.screenshot(path=str(REPO / "test-artifacts" / f"failed-{item.name[:80]}-{i}.png"), full_page=True)
+            except Exception:  # a page that is gone: nothing to show
+                pass
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
 def pytest_runtest_teardown(item, nextitem):
     result = yield  # the test's own fixtures (its page, its context) close first
     if nextitem is None or not _uses_browser(nextitem):

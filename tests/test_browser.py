@@ -4,6 +4,7 @@ Screenshots land in test-artifacts/ (ignored by git) for a person to look at.
 In CI (CI=true) these tests must run: a missing Chromium fails them, never skips.
 """
 import io
+import os
 
 import numpy as np
 import pytest
@@ -148,8 +149,18 @@ def test_train_a_tiny_job_from_the_page_and_open_it_in_explore(server, browser, 
     page.get_by_text("started.").first.wait_for(timeout=30_000)
     # the job board refreshes itself while the job runs: wait for this job's row to say done (the
     # session server's runs folder may hold other tests' jobs)
-    page.locator("[data-testid='stProgress']").filter(has_text="digits · conv-vae").filter(
-        has_text="· done ·").first.wait_for(timeout=180_000)
+    try:
+        page.locator("[data-testid='stProgress']").filter(has_text="digits · conv-vae").filter(
+            has_text="· done ·").first.wait_for(timeout=180_000)
+    except Exception:  # seen once in a parallel CI run: say what the job board showed
+        import glob
+        import tempfile
+        page.screenshot(path=str(ARTIFACTS / "train-never-done.png"), full_page=True)
+        jobs = sorted(glob.glob(os.path.join(tempfile.gettempdir(), "vae-runs-*", "*", "status.json")),
+                      key=os.path.getmtime)[-3:]  # the server's private runs folder (tests/live_app.py)
+        raise AssertionError("the job never showed done; the page said: "
+                             + page.locator("[data-testid='stMain']").inner_text()[:3000]
+                             + "\nnewest job folders: " + "\n".join(f"{j}: {open(j).read()}" for j in jobs))
     page.get_by_role("button", name="Open in Explore").wait_for(timeout=30_000)
     page.screenshot(path=str(ARTIFACTS / "train-done.png"), full_page=True)
     assert_no_traceback(page)

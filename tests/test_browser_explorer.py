@@ -410,7 +410,7 @@ def test_a_run_longer_than_a_third_of_a_second_shows_that_the_app_is_working(pag
     wait_for_app(page)
     page.evaluate("""() => { window.__busy = []; const tick = () => {
         const app = document.querySelector('[data-testid=stApp]');
-        window.__busy.push([app.getAttribute('data-test-script-state'), getComputedStyle(app, '::before').opacity,
+        if (app) window.__busy.push([app.getAttribute('data-test-script-state'), getComputedStyle(app, '::before').opacity,
                             getComputedStyle(app, '::after').content, getComputedStyle(app, '::before').animationDelay]);
         if (window.__busy.length < 2000) setTimeout(tick, 25); }; tick(); }""")
     page.locator("[data-testid='stSidebarNav']").get_by_text("PCA", exact=True).click()
@@ -607,3 +607,66 @@ def test_fsq_sliders_step_through_levels_in_the_browser_and_the_code_follows(ser
     assert_picture_is_decode_of(page, ck, z2)
     page.screenshot(path=str(ARTIFACTS / "explore-fsq.png"))
     assert_no_traceback(page)
+
+
+def test_the_map_decodes_where_you_click_drag_and_jumps_to_a_clicked_point(server, page, shipped):
+    """Map page, mnist-z16 on its shipped UMAP map: a click on empty map decodes the z of the
+    lattice at that spot (and the marker sits where the click was), a drag decodes all the way,
+    a click on a point jumps to that image's whole z, and a reload keeps z. Light and dark."""
+    from vae_core import maps
+    from vae_core.latents import cache_folder
+    ck, lat = shipped["mnist-z16"]
+    m = maps.load_map(cache_folder(ck.hash, REPO / "cache"), "test", "umap", lat.mu)
+    open_explorer(page, f"{server}/map?model=mnist-z16")
+    page.locator("[data-testid='stRadio'] label").filter(has_text="UMAP").click()
+    wait_for_app(page)
+    page.wait_for_function("() => { const r = document.querySelector('.vle'); return r && r.dataset.lattice === '1'"
+                           " && r.dataset.points && r.__explorer.data.axis_titles[0] === 'UMAP 1'; }", timeout=60_000)
+    settled_z(page)
+    before = shown_pixels(page)
+    spot = page.evaluate("""() => { const ex = document.querySelector('.vle').__explorer;
+      for (let fy = 0.15; fy < 0.9; fy += 0.02) for (let fx = 0.15; fx < 0.9; fx += 0.02) {
+        const mx = ex.s * fx, my = ex.s * fy;
+        if (ex.nearest(mx, my) < 0) { const r = ex.pts.getBoundingClientRect(), [x, y] = ex.fromPx(mx, my);
+          return [r.left + mx, r.top + my, x, y]; } }
+      return null; }""")
+    assert spot is not None
+    page.mouse.click(spot[0], spot[1])
+    z = settled_z(page)
+    assert np.abs(np.array(z) - maps.z_at(m, spot[2:])).max() < 2e-3, (z, spot)
+    assert_picture_is_decode_of(page, ck, z)
+    assert np.abs(shown_pixels(page) - before).mean() > 1  # a new picture
+    mx, my = map(float, page.locator(".vle").get_attribute("data-marker-xy").split(","))
+    assert abs(mx - spot[2]) < 1e-3 and abs(my - spot[3]) < 1e-3  # the marker is where the click was
+    page.screenshot(path=str(ARTIFACTS / "map-umap-light.png"), full_page=True)
+    # a drag across the map decodes on the way
+    page.evaluate("() => { window.__srcs = new Set(); new MutationObserver(() => window.__srcs.add("
+                  "document.querySelector('img[alt=\"decode(z)\"]').src)).observe(document.querySelector("
+                  "'img[alt=\"decode(z)\"]'), { attributes: true }); }")
+    box = page.locator(".vle-points").bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.2, box["y"] + box["height"] * 0.5)
+    page.mouse.down()
+    for k in range(1, 21):
+        page.mouse.move(box["x"] + box["width"] * (0.2 + 0.03 * k), box["y"] + box["height"] * 0.5)
+        page.wait_for_timeout(30)
+    page.mouse.up()
+    z_drag = settled_z(page)
+    assert page.evaluate("() => window.__srcs.size") >= 5
+    assert np.abs(np.array(z_drag) - np.array(z)).max() > 0.05
+    # a click on a point: that test image's whole posterior mean
+    i = int(np.argmin(np.linalg.norm(m.points - m.points.mean(0), axis=1)))
+    sx, sy = screen_of(page, *m.points[i])
+    page.mouse.click(sx, sy)
+    z_pick = settled_z(page)
+    picked = [j for j in np.argsort(np.linalg.norm(m.points - m.points[i], axis=1))[:5]
+              if np.abs(lat.mu[j] - np.array(z_pick)).max() < 2e-3]
+    assert picked, z_pick  # the point under the cursor (or its twin a pixel away)
+    assert "map=umap" in page.url
+    page.reload()
+    open_explorer(page, page.url)
+    assert np.abs(np.array(settled_z(page)) - np.array(z_pick)).max() < 2e-3
+    assert page.locator(".vle").evaluate("(r) => r.__explorer.data.axis_titles[0]") == "UMAP 1"  # still UMAP
+    assert_no_traceback(page)
+    page.emulate_media(color_scheme="dark")
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(ARTIFACTS / "map-umap-dark.png"), full_page=True)

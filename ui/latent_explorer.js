@@ -21,6 +21,10 @@
 //   classes, palette, ranges [[x0,x1],[y0,y1]], axis_titles, origin, ax, ay (D-vectors:
 //   a point's plot position is ((z-origin)·ax, (z-origin)·ay))
 //   sliders [{label, dim | u, scale, lo, hi, step}]: value = (z-origin)·u / scale
+//   lattice_url, marker       a non-linear map (Map page, t-SNE and UMAP): the z of each
+//                             node of a lattice over the map (vae_core.maps); a position
+//                             decodes the bilinear blend of its 4 nodes' z. marker: the map
+//                             position of the server's z (the map has no formula for it)
 //   z, v (server's z version), ack ([cid, seq] the server applied last), zmax
 //   image, image_z            the server's own decode of z (PNG data URI) and its z
 //   size                      the largest side in CSS px of the plot area and the image
@@ -149,6 +153,34 @@ function loadPoints(url) {
   return window.__vaePoints[url];
 }
 
+// vae_core.maps lattice file (ui_common._lattice_file): uint32 G, uint32 D, float64 x0 x1 y0 y1,
+// then float32 z of node [iy][ix] (G*G*D)
+function loadLattice(url) {
+  window.__vaeLattices = window.__vaeLattices || {};
+  if (!window.__vaeLattices[url]) {
+    window.__vaeLattices[url] = fetch(new URL(url, document.baseURI))
+      .then((r) => { if (!r.ok) throw new Error(`${r.status} for ${url}`); return r.arrayBuffer(); })
+      .then((buf) => {
+        const v = new DataView(buf), g = v.getUint32(0, true), dim = v.getUint32(4, true);
+        const box = new Float64Array(buf.slice(8, 40));
+        return { g, dim, box, z: new Float32Array(buf, 40, g * g * dim) };
+      });
+  }
+  return window.__vaeLattices[url];
+}
+
+// the z at map position (x, y): the bilinear blend of its lattice cell's four nodes
+function latticeZ(L, x, y) {
+  const { g, dim, box } = L, clamp = (t) => Math.min(Math.max(t, 0), 1);
+  const fx = clamp((x - box[0]) / (box[1] - box[0])) * (g - 1), fy = clamp((y - box[2]) / (box[3] - box[2])) * (g - 1);
+  const ix = Math.min(Math.floor(fx), g - 2), iy = Math.min(Math.floor(fy), g - 2), tx = fx - ix, ty = fy - iy;
+  const z = new Float64Array(dim), at = (r, c) => (r * g + c) * dim;
+  const w = [[at(iy, ix), (1 - tx) * (1 - ty)], [at(iy, ix + 1), tx * (1 - ty)],
+             [at(iy + 1, ix), (1 - tx) * ty], [at(iy + 1, ix + 1), tx * ty]];
+  for (const [o, wt] of w) for (let i = 0; i < dim; i++) z[i] += wt * L.z[o + i];
+  return z;
+}
+
 function niceTicks(lo, hi, count = 6) {
   const raw = (hi - lo) / count, mag = Math.pow(10, Math.floor(Math.log10(raw)));
   const step = [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw) || raw;
@@ -250,6 +282,11 @@ class Explorer {
       if (fromServer) this.reveal();
     }
     if (data.image_z) this.serverImage = { z: data.image_z, src: data.image };
+    if (data.lattice_url && (!this.lattice || this.lattice.url !== data.lattice_url)) {
+      const url = data.lattice_url;
+      loadLattice(url).then((L) => { if (this.data.lattice_url === url) { this.lattice = { url, L }; this.root.dataset.lattice = "1"; } })
+        .catch((e) => { this.note.textContent = `The map's way back to z could not be loaded (${e.message}).`; });
+    }
     const pointsSig = JSON.stringify([data.points_url, data.ranges, data.axis_titles, data.classes]);
     if (pointsSig !== this.pointsSig) { this.pointsSig = pointsSig; this.points = null; this.loadScatter(); }
     this.note.textContent = data.caption || "";
@@ -298,6 +335,10 @@ class Explorer {
 
   planeXY(z) {
     const d = this.data;
+    if (d.lattice_url) {  // a non-linear map: where this z was put, else where the server places it
+      if (this.mapXY && this.mapXY.z === zKey(z)) return this.mapXY.xy;
+      return d.marker || null;
+    }
     return [dot(z, d.ax, d.origin), d.ay ? dot(z, d.ay, d.origin) : 0];
   }
 
@@ -420,7 +461,9 @@ class Explorer {
     const dpr = window.devicePixelRatio || 1, c = this.hit.getContext("2d");
     c.setTransform(dpr, 0, 0, dpr, 0, 0);
     c.clearRect(0, 0, s, s);
-    const [x, y] = this.planeXY(this.z);
+    const at = this.planeXY(this.z);
+    if (!at) { delete this.root.dataset.marker; return; }
+    const [x, y] = at;
     let [mx, my] = this.toPx(x, y);
     mx = Math.min(Math.max(mx, 0), s); my = Math.min(Math.max(my, 0), s);
     c.lineCap = "round";
@@ -478,7 +521,16 @@ class Explorer {
   moveTo(mx, my) {
     const s = this.s;
     const [x, y] = this.fromPx(Math.min(Math.max(mx, 0), s), Math.min(Math.max(my, 0), s));
-    const [cx, cy] = this.planeXY(this.z), d = this.data;
+    const d = this.data;
+    if (d.lattice_url) {
+      if (!this.lattice || this.lattice.url !== d.lattice_url || this.lattice.L.dim !== this.z.length) return;
+      const zmax = d.zmax, z = latticeZ(this.lattice.L, x, y).map((v) => Math.min(zmax, Math.max(-zmax, v)));
+      this.z = z;
+      this.mapXY = { z: zKey(z), xy: [x, y] };
+      this.zChanged(null, true);
+      return;
+    }
+    const [cx, cy] = this.planeXY(this.z);
     for (let i = 0; i < this.z.length; i++) {
       this.z[i] += (x - cx) * d.ax[i] + (d.ay ? (y - cy) * d.ay[i] : 0);
     }

@@ -12,7 +12,6 @@ Arrays load with allow_pickle=False: nothing in a cache can execute code.
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ import torch
 
 from vae_core import VaeError, parse_json
 from vae_core.checkpoint import Checkpoint
-from vae_core.files import atomic_write_bytes, atomic_write_json
+from vae_core.files import atomic_write_bytes, atomic_write_json, npy_bytes, sha256_hex
 from vae_core.data import binarize_split, load_dataset, to_float
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -46,16 +45,6 @@ class Latents:
         return len(self.labels)
 
 
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _npy_bytes(arr: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, arr, allow_pickle=False)
-    return buf.getvalue()
-
-
 def cache_folder(ckpt_hash: str, cache_root=None) -> Path:
     return Path(cache_root or default_cache_root()) / ckpt_hash
 
@@ -70,7 +59,7 @@ def load_cached_latents(ckpt_hash: str, split: str = "test", cache_root=None) ->
             if name not in ARRAYS:
                 return None
             data = (folder / f"{split}_{name}.npy").read_bytes()
-            if _sha256(data) != digest:
+            if sha256_hex(data) != digest:
                 return None
             arrays[name] = np.load(io.BytesIO(data), allow_pickle=False)
         n, d = meta["n"], meta["latent_dim"]
@@ -95,9 +84,9 @@ def write_latents(ckpt_hash: str, latents: Latents, cache_root=None) -> Path:
         arrays["logvar"] = latents.logvar.astype(np.float32)
     digests = {}
     for name, arr in arrays.items():
-        data = _npy_bytes(arr)
+        data = npy_bytes(arr)
         atomic_write_bytes(folder / f"{split}_{name}.npy", data)
-        digests[name] = _sha256(data)
+        digests[name] = sha256_hex(data)
     n, d = latents.mu.shape
     atomic_write_json(folder / f"{split}_meta.json",
                       {"n": int(n), "latent_dim": int(d), "dataset": latents.dataset,
