@@ -57,11 +57,13 @@ def test_interpolate_two_uploads_and_download_a_gif(server, page):
     choose_uploads(page)
     inputs = page.locator("[data-testid='stFileUploaderDropzoneInput']")
     inputs.nth(0).set_input_files(files=[{"name": "zero.png", "mimeType": "image/png", "buffer": digit_png("zero")}])
+    page.get_by_text("zero.png").first.wait_for(timeout=30_000)  # the upload landed before the next one starts
     wait_for_app(page)
     inputs.nth(1).set_input_files(files=[{"name": "one.png", "mimeType": "image/png", "buffer": digit_png("one")}])
+    page.get_by_text("one.png").first.wait_for(timeout=30_000)
     wait_for_app(page)
     button = page.get_by_role("button", name="Download GIF")
-    button.wait_for(timeout=30_000)
+    button.wait_for(timeout=60_000)
     label = button.inner_text()
     assert "12 frames" in label
     page.screenshot(path=str(ARTIFACTS / "interpolate.png"), full_page=True)

@@ -655,7 +655,7 @@ def test_the_map_decodes_where_you_click_drag_and_jumps_to_a_clicked_point(serve
     assert np.abs(np.array(z_drag) - np.array(z)).max() > 0.05
     # a click on a point: that test image's whole posterior mean
     i = int(np.argmin(np.linalg.norm(m.points - m.points.mean(0), axis=1)))
-    sx, sy = screen_of(page, *m.points[i])
+    sx, sy = screen_of(page, *map(float, m.points[i]))
     page.mouse.click(sx, sy)
     z_pick = settled_z(page)
     picked = [j for j in np.argsort(np.linalg.norm(m.points - m.points[i], axis=1))[:5]

@@ -185,6 +185,8 @@ def test_the_map_page_builds_a_missing_map_into_the_cache_folder(tmp_path, monke
     monkeypatch.setenv("VAE_CACHE_DIR", str(tmp_path / "cache"))
     ck = load_checkpoint(REPO / "checkpoints" / "mnist-z16")
     shutil.copytree(REPO / "cache" / ck.hash, tmp_path / "cache" / ck.hash, ignore=shutil.ignore_patterns("map_*"))
+    import streamlit as st
+    st.cache_resource.clear()  # this process's AppTests share Streamlit's caches: forget the shipped maps
     at = app("mnist-z16", "pages/map.py")  # PCA: built in a few seconds
     no_errors(at)
     assert (tmp_path / "cache" / ck.hash / "map_test_pca_meta.json").is_file()
