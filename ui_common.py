@@ -410,6 +410,33 @@ def get_pca(ckpt):
     return None if got is None else _pca_for(ckpt.hash, got[0])
 
 
+@st.cache_resource(show_spinner="Fitting a 10-component Gaussian mixture to the test latents…", max_entries=8)
+def _mixture_for(ckpt_hash: str, _mu: np.ndarray):
+    from vae_core.quality import fit_latent_mixture
+    return fit_latent_mixture(_mu)
+
+
+def sample_z(ckpt, source: str, n: int, seed: int | None = None) -> np.ndarray | None:
+    """n draws of z (n, D): from the prior N(0, I), or from a 10-component Gaussian mixture
+    fitted to the test set's posterior means (Ghosh et al. 2020); None when the mixture has
+    no latents to fit (a message is shown)."""
+    rng = np.random.default_rng(seed)
+    d = ckpt.model.latent_dim
+    if source == "prior":
+        return rng.standard_normal((n, d)).astype(np.float32)
+    from vae_core.quality import sample_latent_mixture
+    got = latents_or_build(ckpt, "test")
+    if got is None:
+        return None
+    return sample_latent_mixture(_mixture_for(ckpt.hash, got[0]), n, seed=int(rng.integers(2**31)))
+
+
+SAMPLE_SOURCES = {"prior": "the prior N(0, I)", "mixture": "a mixture fitted to q(z)"}
+SAMPLE_HELP = ("q(z), the aggregate posterior, is where the encoder puts the data; the prior can leave holes in it. "
+               "The mixture has 10 full-covariance Gaussians fitted to the test latents (Ghosh et al. 2020, "
+               "\"From Variational to Deterministic Autoencoders\"); its samples usually look more like the data.")
+
+
 @st.cache_resource(show_spinner="Estimating the intrinsic dimension…", max_entries=8)
 def _twonn_for(ckpt_hash: str, _mu: np.ndarray) -> float:
     from vae_core.geometry import twonn_dimension

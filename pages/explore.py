@@ -9,9 +9,9 @@ import numpy as np
 import streamlit as st
 import torch
 
-from ui_common import (Plane, code_counts, code_usage_chart, codes_of, current_checkpoint, encoded_image,
+from ui_common import (SAMPLE_HELP, SAMPLE_SOURCES, Plane, code_counts, code_usage_chart, codes_of, current_checkpoint, encoded_image,
                        factor_colouring, factor_names, get_z, latent_view, latents_or_build, prepared_upload,
-                       public_mode, set_z, show_error, show_image, show_pixels, test_images_for,
+                       public_mode, sample_z, set_z, show_error, show_image, show_pixels, test_images_for,
                        train_cache_available, z_limit)
 from vae_core import VaeError
 from vae_core.favourites import export_favourites, favourites_file, import_favourites, load_favourites, save_favourites
@@ -155,10 +155,21 @@ def random_z() -> np.ndarray:
     return rng.standard_normal(d)
 
 
-b1, b2, _ = st.columns(3)
-b1.button("Random code" if discrete else "Sample z from the prior", icon=":material/casino:", width="stretch",
-          on_click=lambda: set_z(random_z()))
-b2.button("Reset z to 0", icon=":material/restart_alt:", width="stretch", on_click=lambda: set_z(np.zeros(d)))
+def sample_from(source: str) -> None:
+    z = sample_z(ckpt, source, 1)
+    if z is not None:
+        set_z(z[0])
+
+
+b1, b2, b3 = st.columns(3)
+if discrete:
+    b1.button("Random code", icon=":material/casino:", width="stretch", on_click=lambda: set_z(random_z()))
+else:
+    source = b2.selectbox("Sample z from", list(SAMPLE_SOURCES), format_func=lambda s: f"from {SAMPLE_SOURCES[s]}",
+                          key="explore_sample_from", help=SAMPLE_HELP, label_visibility="collapsed")
+    b1.button("Sample z", icon=":material/casino:", width="stretch", on_click=sample_from, args=(source,),
+              help=f"a draw from {SAMPLE_SOURCES[source]} (the box beside it)")
+b3.button("Reset z to 0", icon=":material/restart_alt:", width="stretch", on_click=lambda: set_z(np.zeros(d)))
 
 tab_upload, tab_fav = st.tabs(["Jump to an image", "Favourites"])
 

@@ -11,8 +11,8 @@ button is clicked.
 import numpy as np
 import streamlit as st
 
-from ui_common import current_checkpoint, get_pca, get_z
-from vae_core.images import decode_grid, grid_axes, png_bytes
+from ui_common import SAMPLE_HELP, SAMPLE_SOURCES, current_checkpoint, get_pca, get_z, sample_z, show_pixels
+from vae_core.images import decode, decode_grid, grid_axes, png_bytes, tile
 from vae_core.plots import grid_figure
 
 
@@ -39,6 +39,30 @@ if fsq is not None:
 elif ckpt.model.discrete == "vq":
     st.caption("VQ-VAE: the grid spans the encoder's output before quantisation; each cell decodes the codes "
                "nearest to it, so the mosaic is made of patches, one per code combination.")
+what = st.radio("Show", ["axes", "samples"], horizontal=True, key="grid_what",
+                format_func=lambda w: "a grid over two axes" if w == "axes" else "random samples",
+                disabled=ckpt.model.discrete is not None,
+                help="random samples: n × n draws of z, from the prior or from a mixture fitted to q(z)")
+if what == "samples" and ckpt.model.discrete is None:
+    c1, c2, c3 = st.columns(3, vertical_alignment="bottom")
+    n = c1.slider("Grid size n (n × n images)", 2, 20, 8, key="grid_samples_n")
+    source = c2.selectbox("Sample z from", list(SAMPLE_SOURCES), format_func=SAMPLE_SOURCES.get,
+                          key="grid_sample_from", help=SAMPLE_HELP)
+    seed = st.session_state.setdefault("grid_seed", 0)
+    c3.button("New samples", icon=":material/casino:", key="grid_new_samples",
+              on_click=lambda: st.session_state.__setitem__("grid_seed", seed + 1))
+    z = sample_z(ckpt, source, n * n, seed=seed)
+    if z is None:
+        st.stop()
+    images = decode(ckpt.model, z)  # (n*n, H, W) or (n*n, H, W, 3)
+    mosaic = tile(images.reshape(n, n, *images.shape[1:]), pad=2, pad_value=60)
+    show_pixels(mosaic, min(720, mosaic.shape[1] * 3), f"{n * n} draws of z from {SAMPLE_SOURCES[source]} "
+                                                       f"(seed {seed}), decoded")
+    st.download_button(f"Download PNG ({mosaic.shape[1] * 4}×{mosaic.shape[0] * 4})",
+                       lambda: png_bytes(mosaic, scale=4), file_name=f"samples-{source}-{n}x{n}-seed{seed}.png",
+                       mime="image/png", on_click="ignore", key="grid_samples_download")
+    st.stop()
+
 c1, c2, c3 = st.columns(3)
 n = c1.slider("Grid size n (n × n images)", 5, 30, 15, key="grid_n")
 mode = c2.radio("Spacing", ["linear", "quantiles"], horizontal=True, key="grid_mode",
