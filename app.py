@@ -45,6 +45,7 @@ pages = [
     st.Page("pages/map.py", title="Map", icon=":material/map:", url_path="map"),
     st.Page("pages/traverse.py", title="Traverse", icon=":material/view_comfy:", url_path="traverse"),
     st.Page("pages/compare.py", title="Compare", icon=":material/compare:", url_path="compare"),
+    st.Page("pages/learn.py", title="Learn", icon=":material/school:", url_path="learn"),
 ]
 if not public_mode():  # a shared demo must not start, cancel or delete jobs, nor read server folders
     pages.append(st.Page("pages/train.py", title="Train", icon=":material/model_training:", url_path="train"))

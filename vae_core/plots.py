@@ -131,3 +131,72 @@ def sweep_nll_figure(rows: list[dict]) -> go.Figure:
     fig.update_layout(height=380, margin=dict(l=50, r=10, t=40, b=40), xaxis_title="latent dim",
                       yaxis_title="NLL (nats, IWAE)", xaxis_type="log", legend=LINE_LEGEND)
     return fig
+
+
+# ---------------------------------------------------------------- Learn page (vae_core.toy)
+
+TOY_MARGIN = dict(l=50, r=10, t=40, b=40)
+
+
+def toy_data_figure(x: np.ndarray, generated: np.ndarray) -> go.Figure:
+    """The data's histogram against x ~ p(x|z), z ~ N(0, 1), as densities on one set of bins."""
+    lo, hi = float(min(x.min(), generated.min())), float(max(x.max(), generated.max()))
+    bins = dict(start=lo, end=hi, size=(hi - lo) / 60)
+    fig = go.Figure([go.Histogram(x=x, xbins=bins, histnorm="probability density", name="data", opacity=0.6,
+                                  marker_color=PALETTE[0]),
+                     go.Histogram(x=generated, xbins=bins, histnorm="probability density", opacity=0.6,
+                                  name="decoded prior samples", marker_color=PALETTE[1])])
+    fig.update_layout(barmode="overlay", height=320, margin=TOY_MARGIN, xaxis_title="x", yaxis_title="density",
+                      legend=LINE_LEGEND)
+    return fig
+
+
+def toy_posterior_figure(xs, mus, sigmas) -> go.Figure:
+    """q(z|x) for a few x against the prior N(0, 1)."""
+    z = np.linspace(-4, 4, 400)
+    normal = lambda m, s: np.exp(-0.5 * ((z - m) / s) ** 2) / (s * np.sqrt(2 * np.pi))  # noqa: E731
+    fig = go.Figure(go.Scatter(x=z, y=normal(0.0, 1.0), name="prior N(0, 1)",
+                               line=dict(color="#999999", dash="dash")))
+    for i, (x, m, s) in enumerate(zip(xs, mus, sigmas)):
+        fig.add_trace(go.Scatter(x=z, y=normal(float(m), float(s)), name=f"q(z | x = {x:+.1f})",
+                                 line=dict(color=PALETTE[(i + 2) % len(PALETTE)])))
+    fig.update_layout(height=320, margin=TOY_MARGIN, xaxis_title="z", yaxis_title="density", legend=LINE_LEGEND)
+    return fig
+
+
+def toy_curves_figure(history: dict) -> go.Figure:
+    steps = np.arange(1, len(history["elbo"]) + 1)
+    fig = go.Figure()
+    for i, (key, name) in enumerate([("elbo", "ELBO (β = 1)"), ("recon", "reconstruction −log p(x|z)"),
+                                     ("kl", "KL(q(z|x) ‖ p(z))")]):
+        fig.add_trace(go.Scatter(x=steps, y=history[key], name=name, line=dict(color=PALETTE[i])))
+    fig.update_layout(height=320, margin=TOY_MARGIN, xaxis_title="Adam step", yaxis_title="nats per point",
+                      legend=LINE_LEGEND)
+    return fig
+
+
+def toy_reparam_figure(mu: float, sigma: float, eps: np.ndarray) -> go.Figure:
+    """z = μ + σ·ε drawn: each ε ~ N(0, 1) (bottom row) joined to its z (top row)."""
+    z = mu + sigma * eps
+    xs, ys = [], []
+    for e, zz in zip(eps, z):
+        xs += [float(e), float(zz), None]
+        ys += [0, 1, None]
+    fig = go.Figure([go.Scatter(x=xs, y=ys, mode="lines", line=dict(color="#999999", width=1), hoverinfo="skip",
+                                showlegend=False),
+                     go.Scatter(x=eps, y=np.zeros(len(eps)), mode="markers", name="ε ~ N(0, 1)",
+                                marker=dict(color=PALETTE[0], size=8)),
+                     go.Scatter(x=z, y=np.ones(len(z)), mode="markers", name=f"z = {mu:+.2f} + {sigma:.2f}·ε",
+                                marker=dict(color=PALETTE[3], size=8))])
+    fig.update_layout(height=240, margin=TOY_MARGIN, xaxis_title="value", legend=LINE_LEGEND,
+                      yaxis=dict(tickvals=[0, 1], ticktext=["ε", "z"], range=[-0.3, 1.3]))
+    return fig
+
+
+def toy_collapse_figure(betas, kls, mis, current: float) -> go.Figure:
+    """KL and I(x;z) against β, the current β marked."""
+    fig = go.Figure([go.Scatter(x=betas, y=kls, name="KL", mode="lines+markers", line=dict(color=PALETTE[0])),
+                     go.Scatter(x=betas, y=mis, name="I(x; z)", mode="lines+markers", line=dict(color=PALETTE[3]))])
+    fig.add_vline(x=current, line=dict(color="#999999", dash="dot"))
+    fig.update_layout(height=320, margin=TOY_MARGIN, xaxis_title="β", yaxis_title="nats", legend=LINE_LEGEND)
+    return fig
