@@ -124,3 +124,37 @@ def test_real_images_score_better_than_a_models_samples_and_the_mixture_helps_a_
     assert floor < from_mixture < from_prior, (floor, from_mixture, from_prior)
     assert precision_recall(fa.numpy(), fb.numpy())["recall"] > precision_recall(fa.numpy(), fp.numpy())["recall"]
     assert sum(class_histogram(lp.numpy())["counts"]) == 1000
+
+
+def test_evaluate_adds_the_four_columns_with_the_shipped_classifier(data_root, tmp_path, cache_root):
+    """vae_core.evaluate on 500 MNIST test images of mnist-z16: reconstructions are nearest the
+    data, the mixture fitted to training latents beats N(0, I), every number is in range, and
+    the table says the distance is not FID."""
+    from vae_core.compare import metrics_rows
+    from vae_core.evaluate import evaluate_checkpoint, format_table
+    folder = tmp_path / "mnist-z16"
+    shutil.copytree(REPO / "checkpoints" / "mnist-z16", folder)
+    shipped = (folder / "metrics.json").read_bytes()
+    m = evaluate_checkpoint(folder, data_root=data_root, limit=500, iw_samples=2, save=False, quality="on")
+    assert m["fd_recon"] < m["fd_mixture"] < m["fd_prior"], m
+    for col in ("recon", "prior", "mixture", "interp"):
+        assert 0.0 <= m[f"precision_{col}"] <= 1.0 and 0.0 <= m[f"recall_{col}"] <= 1.0
+        assert sum(m["quality"]["classes"][col]["counts"]) == 500
+    assert m["quality"]["mixture_fit"] == "training images" and m["quality"]["mixture_fit_images"] == 500
+    assert "fd_classifier is not FID" in format_table(m)
+    row = metrics_rows({"mnist-z16": (16, m)})[0]
+    assert row["FD-clf N(0,I)"] == f"{m['fd_prior']:.1f}" and row["FD-clf GMM"] == f"{m['fd_mixture']:.1f}"
+    assert (folder / "metrics.json").read_bytes() == shipped  # save=False: nothing written
+
+
+def test_quality_where_there_is_no_classifier_is_skipped_or_refused(tmp_path):
+    from vae_core import VaeError
+    from vae_core.evaluate import evaluate_checkpoint
+    folder = tmp_path / "sprites-z10"
+    shutil.copytree(REPO / "checkpoints" / "sprites-z10", folder)
+    with pytest.raises(VaeError, match="No shipped feature classifier for 'sprites'"):
+        evaluate_checkpoint(folder, limit=50, iw_samples=1, save=False, quality="on")
+    m = evaluate_checkpoint(folder, limit=50, iw_samples=1, save=False, quality="auto")
+    assert "fd_prior" not in m and "quality" not in m
+    with pytest.raises(VaeError, match="at least 20 images"):
+        evaluate_checkpoint(REPO / "checkpoints" / "mnist-z2", limit=10, iw_samples=1, save=False, quality="on")

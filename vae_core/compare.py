@@ -17,7 +17,11 @@ METRIC_COLUMNS = [("nll", "NLL (IWAE)", "{:.2f}"), ("neg_elbo", "−ELBO", "{:.2
 OPTIONAL_COLUMNS = [("codebook_usage", "codebook use", "{:.0%}"), ("perplexity", "code perplexity", "{:.1f}"),
                     ("factor_vae_eval_accuracy", "FactorVAE score", "{:.1%}"), ("mig", "MIG", "{:.3f}"),
                     ("dci_disentanglement", "DCI disent.", "{:.3f}"), ("beta_vae_eval_accuracy", "BetaVAE score",
-                                                                       "{:.1%}"), ("sap", "SAP", "{:.3f}")]
+                                                                       "{:.1%}"), ("sap", "SAP", "{:.3f}"),
+                    # sample quality (vae_core.quality): the classifier's Fréchet distance, never called FID
+                    ("fd_recon", "FD-clf recon", "{:.1f}"), ("fd_prior", "FD-clf N(0,I)", "{:.1f}"),
+                    ("fd_mixture", "FD-clf GMM", "{:.1f}"), ("fd_interp", "FD-clf interp.", "{:.1f}"),
+                    ("precision_prior", "precision N(0,I)", "{:.2f}"), ("recall_prior", "recall N(0,I)", "{:.2f}")]
 
 
 def metric_value(m: dict | None, key: str):

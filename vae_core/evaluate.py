@@ -278,17 +278,24 @@ def disentanglement_scores(ckpt, counts: dict, seed: int = 0) -> dict:
 
 def evaluate_checkpoint(folder, *, split: str = "test", data_root=None, limit: int | None = None,
                         iw_samples: int = 100, seed: int = 0, save: bool = True, progress=None,
-                        disentanglement: str | dict = "off") -> dict:
+                        disentanglement: str | dict = "off", quality: str = "off") -> dict:
     """Load, score and (by default) save the result into metrics.json beside the checkpoint.
 
     disentanglement: "off" (the default here: the metrics take minutes), "auto" (quick on
     data with factors at their own shape, else off: the CLI's default), "quick", "full",
-    or a dict of all_metrics sample counts (tests use small ones)."""
+    or a dict of all_metrics sample counts (tests use small ones).
+
+    quality: "off" (the default here), "auto" (on where the project ships a classifier for the
+    dataset at the model's image shape: the CLI's default) or "on" (VaeError where it has none):
+    vae_core.quality.sample_quality on the evaluated images, the mixture fitted to as many
+    training images (at most 10,000)."""
     folder = Path(folder)
     if limit is not None and limit < 3:
         raise VaeError(f"--limit must be at least 3, got {limit}.")
     if iw_samples < 1:
         raise VaeError(f"--iw-samples must be >= 1, got {iw_samples}.")
+    if quality not in ("auto", "on", "off"):
+        raise VaeError(f"--quality must be auto, on or off (got {quality!r}).")
     if isinstance(disentanglement, str) and disentanglement not in ("auto", "off", *DISENTANGLEMENT_COUNTS):
         raise VaeError(f"--disentanglement must be auto, off, quick or full (got {disentanglement!r}).")
     ckpt = load_checkpoint(folder)
@@ -299,6 +306,19 @@ def evaluate_checkpoint(folder, *, split: str = "test", data_root=None, limit: i
     images, binarized = evaluation_images(ckpt, split, data_root, limit)
     t0 = time.time()
     result = evaluate_model(ckpt.model, images, iw_samples=iw_samples, seed=seed, progress=progress)
+    if quality != "off":
+        from vae_core.quality import QUALITY_SAMPLES, quality_classifier, sample_quality
+        n = min(QUALITY_SAMPLES, int(images.shape[0]))
+        if n < 20:  # a 10-component mixture and 3-NN balls need a few more images than that
+            if quality == "on":
+                raise VaeError(f"Sample quality needs at least 20 images; {n} are evaluated.")
+        elif quality_classifier(ckpt) is not None:
+            fit, _ = evaluation_images(ckpt, "train", data_root, n)
+            result.update(sample_quality(ckpt, images, fit, seed, n))
+        elif quality == "on":
+            raise VaeError(f"No shipped feature classifier for {ckpt.dataset!r} at "
+                           f"{'x'.join(map(str, ckpt.model_config.image_shape))} (there are: mnist and fashion-mnist "
+                           f"at 1x28x28; `python -m vae_core.classifier --dataset NAME` trains one).")
     if counts:
         scores = disentanglement_scores(ckpt, counts, seed)
         result["disentanglement"] = scores
@@ -460,6 +480,15 @@ def format_table(m: dict) -> str:
                            ("mig", "MIG"), ("sap", "SAP"), ("dci_disentanglement", "DCI disentanglement"),
                            ("dci_completeness", "DCI completeness"), ("dci_informativeness_test", "DCI informativeness")):
             lines.append(f"    {label:<26} {d[key]:.3f}")
+    if q := m.get("quality"):
+        lines.append(f"  sample quality, {q['images']:,} images per column ({q['features']}); "
+                     f"fd_classifier is not FID")
+        lines.append(f"    {'':<14}{'fd_classifier':>14}{'precision':>11}{'recall':>8}")
+        for key, label in (("recon", "reconstruction"), ("prior", "N(0, I)"), ("mixture", "mixture of q(z)"),
+                           ("interp", "interpolation")):
+            if m.get(f"fd_{key}") is not None:
+                lines.append(f"    {label:<14}{m[f'fd_{key}']:>14.2f}{m[f'precision_{key}']:>11.3f}"
+                             f"{m[f'recall_{key}']:>8.3f}")
     return "\n".join(lines)
 
 
@@ -477,6 +506,10 @@ def main(argv=None) -> int:
                    help="BetaVAE/FactorVAE scores, MIG, SAP, DCI on data with factors (sprites): full = "
                         "disentanglement_lib's sample counts (~35 min on 2 cores), quick = a tenth; auto: quick "
                         "where the data has factors, else off")
+    p.add_argument("--quality", default="auto", choices=["auto", "on", "off"],
+                   help="sample quality with the shipped classifier's features: fd_classifier, precision and "
+                        "recall of reconstructions, N(0, I) samples, samples of a mixture fitted to q(z) and "
+                        "interpolation midpoints (min(10,000, images) each); auto: where a classifier exists")
     args = p.parse_args(argv)
     from tqdm import tqdm
     bar = None
@@ -491,7 +524,7 @@ def main(argv=None) -> int:
     try:
         m = evaluate_checkpoint(args.checkpoint, split=args.split, data_root=args.data_root, limit=args.limit,
                                 iw_samples=args.iw_samples, seed=args.seed, save=False, progress=progress,
-                                disentanglement=args.disentanglement)
+                                disentanglement=args.disentanglement, quality=args.quality)
         saved = None if args.no_save else save_metrics(args.checkpoint, m)
     except VaeError as e:
         print(f"error: {e}", file=sys.stderr)

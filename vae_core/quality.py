@@ -17,8 +17,8 @@ model images (prior samples, mixture samples, reconstructions, interpolation mid
 
 Sampling from the aggregate posterior instead of the prior (Ghosh et al. 2020, "From
 Variational to Deterministic Autoencoders"): fit_latent_mixture fits a 10-component
-Gaussian mixture to the test images' posterior means, and sample_latent_mixture draws z
-from it; a VAE whose q(z) does not fill N(0, I) gives better samples this way.
+Gaussian mixture to posterior means (evaluate: of training images), and sample_latent_mixture
+draws z from it; a VAE whose q(z) does not fill N(0, I) gives better samples this way.
 
 Every function takes arrays and returns numbers or a dict; none keeps state, and the
 random ones take a seed.
@@ -117,3 +117,72 @@ def sample_latent_mixture(mixture, n: int, seed: int = 0) -> np.ndarray:
         rows = np.flatnonzero(comp == c)
         z[rows] = rng.multivariate_normal(mixture.means_[c], mixture.covariances_[c], size=len(rows))
     return z.astype(np.float32)
+
+
+# ---------------------------------------------------------------- a checkpoint's four columns
+
+QUALITY_SAMPLES = 10_000  # model images per column (and at most this many real images)
+COLUMNS = ("recon", "prior", "mixture", "interp")
+QUALITY_KEYS = tuple(f"{what}_{col}" for col in COLUMNS for what in ("fd", "precision", "recall"))
+
+
+@torch.no_grad()
+def _images_of(model, z: np.ndarray, batch: int = 1000) -> torch.Tensor:
+    """The decoder's pixel means (N, C, H, W) in [0, 1] for z (N, D): what evaluate scores."""
+    z_t = torch.as_tensor(np.asarray(z, np.float32))
+    return torch.cat([torch.sigmoid(model.decode(z_t[i:i + batch]).float()) for i in range(0, len(z_t), batch)])
+
+
+def quality_classifier(ckpt):
+    """(classifier, its config) for the checkpoint's dataset at the model's image shape, or None."""
+    from vae_core.classifier import classifier_folder, load_classifier
+    folder = classifier_folder(ckpt.dataset)
+    if folder is None:
+        return None
+    clf, config = load_classifier(folder)
+    m = config["model"]
+    if (m["channels"], m["image_size"], m["image_size"]) != tuple(ckpt.model_config.image_shape):
+        return None
+    return clf, config
+
+
+def sample_quality(ckpt, real_u8: torch.Tensor, fit_u8: torch.Tensor | None = None, seed: int = 0,
+                   n: int = QUALITY_SAMPLES) -> dict:
+    """The RAE paper's four columns with our classifier's features, against the real images
+    real_u8 (N, C, H, W): reconstructions of them, N(0, I) samples, samples of a 10-component
+    mixture fitted to the posterior means of fit_u8 (training images; the real images when
+    None), and midpoints of random pairs of them. m = min(n, N) model images per column.
+
+    Returns flat keys for the metrics table (fd_* , precision_*, recall_* for prior, mixture,
+    recon, interp) and "quality": the protocol and each column's class shares. The caller
+    checks quality_classifier first (VaeError from load_classifier for a damaged one)."""
+    from vae_core.classifier import classify
+    from vae_core.latents import encode_images
+    clf, config = quality_classifier(ckpt)
+    model = ckpt.model
+    real_u8 = real_u8[:n]
+    m = len(real_u8)
+    if m < 4:
+        raise ValueError(f"sample quality needs at least 4 images, got {m}")
+    real_f, _ = classify(clf, real_u8)
+    real_f = real_f.numpy()
+    mu, _ = encode_images(model, real_u8)
+    fit_mu = mu if fit_u8 is None else encode_images(model, fit_u8)[0]
+    rng = np.random.default_rng(seed)
+    pairs = rng.permutation(m), rng.permutation(m)
+    columns = {"recon": mu, "interp": (mu[pairs[0]] + mu[pairs[1]]) / 2,
+               "mixture": sample_latent_mixture(fit_latent_mixture(fit_mu, 10, seed), m, seed)}
+    if model.discrete is None:  # a discrete model's prior is over codes, not N(0, I)
+        columns["prior"] = rng.standard_normal((m, model.latent_dim)).astype(np.float32)
+    out, shares = {}, {}
+    for name, z in columns.items():
+        feats, logits = classify(clf, _images_of(model, z))
+        out[f"fd_{name}"] = frechet_distance(real_f, feats.numpy())
+        pr = precision_recall(real_f, feats.numpy(), k=3)
+        out[f"precision_{name}"], out[f"recall_{name}"] = pr["precision"], pr["recall"]
+        shares[name] = class_histogram(logits.numpy(), len(config["class_names"]))
+    out["quality"] = {"features": f"classifiers/{config['dataset']} penultimate layer (128), test accuracy "
+                                  f"{config['test_accuracy']:.2%}", "images": m,
+                      "mixture_fit": "training images" if fit_u8 is not None else "the evaluated images",
+                      "mixture_fit_images": int(len(fit_mu)), "classes": shares}
+    return out

@@ -39,6 +39,7 @@ from pathlib import Path
 
 from vae_core import VaeError
 from vae_core.evaluate import METRIC_KEYS, evaluate_checkpoint
+from vae_core.quality import QUALITY_KEYS
 from vae_core.families import FAMILY_MODELS
 from vae_core.files import atomic_write_bytes, atomic_write_json
 
@@ -118,6 +119,7 @@ def _row(cell: Cell, folder: Path, metrics: dict) -> dict:
     peak = max((e.get("peak_gpu_mb") or e.get("peak_rss_mb") or 0.0 for e in epochs), default=None)
     return {"cell": cell.id, **asdict(cell), **{k: metrics.get(k) for k in METRIC_KEYS},
             **{k: metrics[k] for k in ("codebook_usage", "perplexity", "dead_codes") if k in metrics},
+            **{k: metrics[k] for k in QUALITY_KEYS if k in metrics},  # where a shipped classifier fits
             "train_seconds": round(sum(e.get("seconds", 0.0) for e in epochs), 1),
             "peak_memory_mb": None if peak is None else round(peak, 1),
             "epochs": len(epochs), "eval_images": metrics.get("images"), "iw_samples": metrics.get("iw_samples"),
@@ -156,7 +158,8 @@ def run_sweep(out, cells: list[Cell], base: dict | None = None, *, eval_limit: i
 
     def evaluate(cell: Cell, folder: Path):
         t0 = time.time()
-        metrics = evaluate_checkpoint(folder, limit=eval_limit, iw_samples=iw_samples, data_root=data_root)
+        metrics = evaluate_checkpoint(folder, limit=eval_limit, iw_samples=iw_samples, data_root=data_root,
+                                      quality="auto")
         record(cell, folder, metrics, f"evaluated in {time.time() - t0:.0f} s")
 
     if ray is not None:

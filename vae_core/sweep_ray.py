@@ -52,7 +52,8 @@ def _run_cell(train_args: list[str], eval_limit, iw_samples: int, data_root, thr
     with tempfile.TemporaryDirectory(prefix="vae-sweep-cell-") as tmp:
         try:
             train(config_from_args([*train_args, "--out", tmp, "--device", device]), progress=False)
-            metrics = evaluate_checkpoint(tmp, limit=eval_limit, iw_samples=iw_samples, data_root=data_root)
+            metrics = evaluate_checkpoint(tmp, limit=eval_limit, iw_samples=iw_samples, data_root=data_root,
+                                          quality="auto")
         except VaeError as e:
             return {"error": str(e), "host": host}
         files = {p.name: p.read_bytes() for p in sorted(Path(tmp).iterdir())
