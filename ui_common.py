@@ -491,6 +491,13 @@ def _static_file(kind: str, name: str, blob: bytes) -> str | None:
     return f"app/static/{kind}/{name}.bin"
 
 
+def _data_file(ckpt_hash: str, blob: bytes) -> str | None:
+    """A model's data for the browser (scatter points, a map's lattice) as static/points/
+    <hash>-<content digest>.bin: new content gets a new URL, never a stale browser copy."""
+    from vae_core.files import sha256_hex
+    return _static_file("points", f"{ckpt_hash}-{sha256_hex(blob)[:12]}", blob)
+
+
 @st.cache_resource(max_entries=8, show_spinner=False)
 def _decoder_file(ckpt_hash: str, _model) -> str | None:
     """The decoder's weights for the browser, once per checkpoint; their URL, or None
@@ -507,22 +514,20 @@ def _decoder_file(ckpt_hash: str, _model) -> str | None:
 def _points_file(ckpt_hash: str, tag: str, _xy: np.ndarray, _labels: np.ndarray) -> str | None:
     """The scatter as one static file the browser fetches once: uint32 N, then x and y
     as float32 and the labels as uint8 (ui/latent_explorer.js loadPoints)."""
-    import hashlib
     n = len(_xy)
     blob = (np.uint32(n).tobytes() + np.ascontiguousarray(_xy[:, 0], np.float32).tobytes()
             + np.ascontiguousarray(_xy[:, 1], np.float32).tobytes() + (np.asarray(_labels) % 256).astype(np.uint8).tobytes())
-    return _static_file("points", f"{ckpt_hash}-{hashlib.sha256(blob).hexdigest()[:12]}", blob)
+    return _data_file(ckpt_hash, blob)
 
 
 @st.cache_resource(max_entries=32, show_spinner=False)
 def _lattice_file(ckpt_hash: str, tag: str, _lattice: np.ndarray, _box: np.ndarray) -> str | None:
     """A map's way back to z as one static file (ui/latent_explorer.js loadLattice):
     uint32 G, uint32 D, float64 x0 x1 y0 y1, then the float32 z of each lattice node."""
-    import hashlib
     g, _, d = _lattice.shape
     blob = (np.asarray([g, d], np.uint32).tobytes() + np.asarray(_box, np.float64).ravel().tobytes()
             + np.ascontiguousarray(_lattice, np.float32).tobytes())
-    return _static_file("points", f"{ckpt_hash}-{hashlib.sha256(blob).hexdigest()[:12]}", blob)
+    return _data_file(ckpt_hash, blob)
 
 
 def forget_served_files(ckpt_hash: str | None) -> None:

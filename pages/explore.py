@@ -142,17 +142,15 @@ st.divider()
 # Actions run as on_click callbacks: a callback runs before the script with the click,
 # so a click that lands while another run is going (Streamlit interrupts that run) is
 # never lost, as an `if st.button(...):` body can be.
-def random_z() -> np.ndarray:
-    """A draw from the prior: N(0, I), or for a discrete model a uniformly random code (the VQ-VAE
-    paper's prior while training; FSQ's grid point by point)."""
+def random_code() -> np.ndarray:
+    """A discrete model's prior draw: a uniformly random code (the VQ-VAE paper's prior while
+    training; FSQ's grid point by point). Continuous models sample through ui_common.sample_z."""
     rng = np.random.default_rng()
     if discrete == "fsq":
         return np.array([rng.choice(model.quantizer.values(i)) for i in range(d)])
-    if discrete == "vq":
-        vq = model.quantizer
-        with torch.no_grad():
-            return vq.embed(torch.as_tensor(rng.integers(0, vq.K, (1, vq.M))))[0].numpy()
-    return rng.standard_normal(d)
+    vq = model.quantizer
+    with torch.no_grad():
+        return vq.embed(torch.as_tensor(rng.integers(0, vq.K, (1, vq.M))))[0].numpy()
 
 
 def sample_from(source: str) -> None:
@@ -163,7 +161,7 @@ def sample_from(source: str) -> None:
 
 b1, b2, b3 = st.columns(3)
 if discrete:
-    b1.button("Random code", icon=":material/casino:", width="stretch", on_click=lambda: set_z(random_z()))
+    b1.button("Random code", icon=":material/casino:", width="stretch", on_click=lambda: set_z(random_code()))
 else:
     source = b2.selectbox("Sample z from", list(SAMPLE_SOURCES), format_func=lambda s: f"from {SAMPLE_SOURCES[s]}",
                           key="explore_sample_from", help=SAMPLE_HELP, label_visibility="collapsed")

@@ -82,13 +82,16 @@ f3.metric(f"{maps.NEIGHBOURS}-NN kept", f"{m.knn_kept:.0%}",
                f"{maps.NEIGHBOURS} nearest map points, over all points")
 f4.metric("Build time", f"{m.seconds:.0f} s", help="fit, way back to z and these figures, when it was built")
 
-placed = st.session_state.setdefault("map_placed", {})  # z text -> its map position (uploads, this method)
+placed = st.session_state.setdefault("map_placed", {})  # placed_key(z) -> an upload's map position
+
+
+def placed_key(z) -> str:
+    return f"{ckpt.hash}:{method}:" + ",".join(f"{v:.4f}" for v in z)
 
 
 def place(z) -> list | None:
     """Where the marker for z goes: an upload where it was placed; else vae_core.maps.place."""
-    key_z = f"{ckpt.hash}:{method}:" + ",".join(f"{v:.4f}" for v in z)
-    if key_z in placed:
+    if (key_z := placed_key(z)) in placed:
         return placed[key_z]
     return [float(v) for v in maps.place(m, mu, np.asarray(z, np.float32))[0]]
 
@@ -143,7 +146,7 @@ if up is not None:
         mu_up, recon = encoded_image(ckpt.hash, model, prep.image)
         emb = tsne_embedding(ckpt.hash, mu, m) if method == "tsne" else None
         xy = [float(v) for v in maps.place(m, mu, mu_up, emb)[0]]
-        placed[f"{ckpt.hash}:{method}:" + ",".join(f"{v:.4f}" for v in mu_up)] = xy
+        placed[placed_key(mu_up)] = xy
         by = {"pca": "projected exactly", "tsne": "placed by openTSNE's transform among the fitted points",
               "umap": f"placed at the 1/distance-weighted mean map position of its {maps.K_BACK} nearest test "
                       f"latents (the start of UMAP's own transform)"}[method]

@@ -138,35 +138,34 @@ function loadDecoder(hash, url) {
 
 // ---------------------------------------------------------------- the points
 
+// A static binary file, fetched once per URL and page (a rerun sends only the URL):
+// parse(ArrayBuffer) gives what every caller of that URL then shares.
+function loadOnce(url, parse) {
+  window.__vaeFiles = window.__vaeFiles || {};
+  if (!window.__vaeFiles[url]) {
+    window.__vaeFiles[url] = fetch(new URL(url, document.baseURI))
+      .then((r) => { if (!r.ok) throw new Error(`${r.status} for ${url}`); return r.arrayBuffer(); })
+      .then(parse);
+  }
+  return window.__vaeFiles[url];
+}
+
 // static/points/<name>.bin: uint32 N, float32 x[N], float32 y[N], uint8 labels[N]
 function loadPoints(url) {
-  window.__vaePoints = window.__vaePoints || {};
-  if (!window.__vaePoints[url]) {
-    window.__vaePoints[url] = fetch(new URL(url, document.baseURI))
-      .then((r) => { if (!r.ok) throw new Error(`${r.status} for ${url}`); return r.arrayBuffer(); })
-      .then((buf) => {
-        const n = new DataView(buf).getUint32(0, true);
-        return { n, x: new Float32Array(buf, 4, n), y: new Float32Array(buf, 4 + 4 * n, n),
-                 labels: new Uint8Array(buf, 4 + 8 * n, n) };
-      });
-  }
-  return window.__vaePoints[url];
+  return loadOnce(url, (buf) => {
+    const n = new DataView(buf).getUint32(0, true);
+    return { n, x: new Float32Array(buf, 4, n), y: new Float32Array(buf, 4 + 4 * n, n),
+             labels: new Uint8Array(buf, 4 + 8 * n, n) };
+  });
 }
 
 // vae_core.maps lattice file (ui_common._lattice_file): uint32 G, uint32 D, float64 x0 x1 y0 y1,
 // then float32 z of node [iy][ix] (G*G*D)
 function loadLattice(url) {
-  window.__vaeLattices = window.__vaeLattices || {};
-  if (!window.__vaeLattices[url]) {
-    window.__vaeLattices[url] = fetch(new URL(url, document.baseURI))
-      .then((r) => { if (!r.ok) throw new Error(`${r.status} for ${url}`); return r.arrayBuffer(); })
-      .then((buf) => {
-        const v = new DataView(buf), g = v.getUint32(0, true), dim = v.getUint32(4, true);
-        const box = new Float64Array(buf.slice(8, 40));
-        return { g, dim, box, z: new Float32Array(buf, 40, g * g * dim) };
-      });
-  }
-  return window.__vaeLattices[url];
+  return loadOnce(url, (buf) => {
+    const v = new DataView(buf), g = v.getUint32(0, true), dim = v.getUint32(4, true);
+    return { g, dim, box: new Float64Array(buf.slice(8, 40)), z: new Float32Array(buf, 40, g * g * dim) };
+  });
 }
 
 // the z at map position (x, y): the bilinear blend of its lattice cell's four nodes

@@ -312,9 +312,9 @@ def evaluate_checkpoint(folder, *, split: str = "test", data_root=None, limit: i
         if n < 20:  # a 10-component mixture and 3-NN balls need a few more images than that
             if quality == "on":
                 raise VaeError(f"Sample quality needs at least 20 images; {n} are evaluated.")
-        elif quality_classifier(ckpt) is not None:
+        elif (classifier := quality_classifier(ckpt)) is not None:
             fit, _ = evaluation_images(ckpt, "train", data_root, n)
-            result.update(sample_quality(ckpt, images, fit, seed, n))
+            result.update(sample_quality(ckpt, images, fit, seed, n, classifier))
         elif quality == "on":
             raise VaeError(f"No shipped feature classifier for {ckpt.dataset!r} at "
                            f"{'x'.join(map(str, ckpt.model_config.image_shape))} (there are: mnist and fashion-mnist "

@@ -147,18 +147,18 @@ def quality_classifier(ckpt):
 
 
 def sample_quality(ckpt, real_u8: torch.Tensor, fit_u8: torch.Tensor | None = None, seed: int = 0,
-                   n: int = QUALITY_SAMPLES) -> dict:
+                   n: int = QUALITY_SAMPLES, classifier=None) -> dict:
     """The RAE paper's four columns with our classifier's features, against the real images
     real_u8 (N, C, H, W): reconstructions of them, N(0, I) samples, samples of a 10-component
     mixture fitted to the posterior means of fit_u8 (training images; the real images when
     None), and midpoints of random pairs of them. m = min(n, N) model images per column.
 
     Returns flat keys for the metrics table (fd_* , precision_*, recall_* for prior, mixture,
-    recon, interp) and "quality": the protocol and each column's class shares. The caller
-    checks quality_classifier first (VaeError from load_classifier for a damaged one)."""
+    recon, interp) and "quality": the protocol and each column's class shares. classifier:
+    quality_classifier(ckpt), which the caller has checked is not None (loaded here if not given)."""
     from vae_core.classifier import classify
     from vae_core.latents import encode_images
-    clf, config = quality_classifier(ckpt)
+    clf, config = classifier or quality_classifier(ckpt)
     model = ckpt.model
     real_u8 = real_u8[:n]
     m = len(real_u8)
