@@ -134,6 +134,30 @@ def wait_for_app(page, timeout_ms: int = 60_000) -> None:
         timeout=timeout_ms)
 
 
+def choose(page, combobox: str, option: str, timeout_s: float = 30.0) -> None:
+    """Pick `option` in the selectbox labelled `combobox` the way a person does: open it, click
+    the option, and open it again if a rerun redrew the widget (closing its list) meanwhile.
+    Returns once the box shows the option."""
+    import time
+    box = page.get_by_role("combobox", name=combobox)
+    deadline = time.time() + timeout_s
+    while True:
+        try:
+            box.click(timeout=5_000)
+            page.get_by_role("option", name=option, exact=True).click(timeout=3_000)
+            settle = time.time() + 3
+            while time.time() < settle:
+                if box.input_value() == option:
+                    return
+                page.wait_for_timeout(50)
+        except Exception:  # the list closed under us, or the box was being redrawn
+            pass
+        if time.time() > deadline:
+            raise AssertionError(f"{combobox!r} never showed {option!r}: it shows {box.input_value()!r}")
+        page.keyboard.press("Escape")
+        page.wait_for_timeout(200)
+
+
 def wait_for_url(page, fragment: str, timeout_s: float = 30.0) -> None:
     """Poll from Python until the page's query string holds `fragment`; on failure the
     message shows where the URL got to."""

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from tests.conftest import REPO
-from tests.live_app import app_server, decoded_image, wait_for_app
+from tests.live_app import app_server, choose, decoded_image, wait_for_app
 
 pytestmark = pytest.mark.browser
 ARTIFACTS = REPO / "test-artifacts"
@@ -137,8 +137,14 @@ def open_train_with_the_quick_preset(page, url: str) -> None:
     if not form.evaluate("(d) => d.open"):  # the form folds away once the runs folder has jobs: open it
         form.locator("summary").click()
     preset.wait_for(timeout=30_000)
-    preset.click()
-    page.get_by_role("option", name="Quick test (digits, about 10 s)").click()
+    choose(page, "Preset", "Quick test (digits, about 10 s)")
+    # the preset redraws the form below it (its widgets' defaults change): wait for that, or a
+    # list opened meanwhile closes under the next click
+    dataset = page.get_by_role("combobox", name="Dataset")
+    for _ in range(300):
+        if dataset.count() and dataset.input_value() == "digits":
+            break
+        page.wait_for_timeout(100)
     wait_for_app(page)
 
 
@@ -216,10 +222,8 @@ def test_a_colour_folder_trained_from_the_train_page_opens_in_explore(server, br
     url = server  # its runs and caches are private temporary folders (conftest.py)
     page = browser.new_page(viewport={"width": 1400, "height": 1400})
     open_train_with_the_quick_preset(page, url)
-    page.get_by_role("combobox", name="Dataset").click()
-    page.get_by_role("option", name="folder", exact=True).click()
-    page.get_by_role("combobox", name="Image size").click()
-    page.get_by_role("option", name="32", exact=True).click()
+    choose(page, "Dataset", "folder")
+    choose(page, "Image size", "32")
     page.get_by_role("textbox", name="Folder (for the dataset 'folder')").fill(str(folder))
     page.get_by_role("button", name="Start job").click()
     page.get_by_text("started.").first.wait_for(timeout=30_000)
