@@ -192,3 +192,88 @@ def test_the_map_page_builds_a_missing_map_into_the_cache_folder(tmp_path, monke
     assert (tmp_path / "cache" / ck.hash / "map_test_pca_meta.json").is_file()
     assert explorer_data(at)["n_points"] == 10000
     assert any(mt.label == "Trustworthiness" and mt.value.startswith("0.") for mt in at.metric)
+
+
+# ---------------------------------------------------------------- the 70,000-point maps
+
+def test_the_train_plus_test_point_set_is_test_first_and_capped(data_root, cache_root):
+    """split "all": the 10,000 test latents (as on the test map) followed by the 60,000 training
+    latents; sprites' 727,280 training images are more than a 70,000-point map holds: refused
+    by name, before anything is encoded."""
+    ck = load_checkpoint(REPO / "checkpoints" / "mnist-z2")
+    mu, labels = maps.split_latents(ck, "all", data_root)
+    test = load_cached_latents(ck.hash, "test", REPO / "cache")
+    assert mu.shape == (70_000, 2) and labels.shape == (70_000,)
+    np.testing.assert_allclose(mu[:10_000], test.mu, atol=1e-5)
+    assert (labels[:10_000] == test.labels).all()
+    sprites = load_checkpoint(REPO / "checkpoints" / "sprites-z10")
+    with pytest.raises(VaeError, match="727,280 training images.*70,000"):
+        maps.split_latents(sprites, "all")
+    assert not (cache_root / sprites.hash / "train_meta.json").exists()
+
+
+def _wait_for(folder, split, method, states, timeout_s=300):
+    import time
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        status = maps.build_status(folder, split, method)
+        if status and status["state"] in states:
+            return status
+        time.sleep(0.5)
+    raise AssertionError(f"the build never reached {states}: {maps.build_status(folder, split, method)}")
+
+
+def test_a_train_plus_test_map_builds_in_the_background_from_the_page(data_root, tmp_path, monkeypatch):
+    """The Map page with "train + test" on a model with no such map: a Build button (no build
+    on opening), then a build in its own process that reports progress while the page
+    reruns, and the 70,000-point map on the page once it is done; the URL carries points=all."""
+    import streamlit as st
+    monkeypatch.setenv("VAE_CACHE_DIR", str(tmp_path / "cache"))
+    ck = load_checkpoint(REPO / "checkpoints" / "mnist-z2")
+    shutil.copytree(REPO / "cache" / ck.hash, tmp_path / "cache" / ck.hash)
+    folder = cache_folder(ck.hash, tmp_path / "cache")
+    st.cache_resource.clear()
+    at = app("mnist-z2", "pages/map.py")
+    at.radio(key="map_points").set_value("all").run()
+    no_errors(at)
+    assert at.query_params["points"] in ("all", ["all"])
+    build = [b for b in at.button if b.label.startswith("Build the PCA map of 70,000 points")]
+    assert build and maps.build_status(folder, "all", "pca") is None  # nothing started by opening
+    build[0].click().run()
+    status = maps.build_status(folder, "all", "pca")
+    assert status is not None and status["state"] in ("running", "done")
+    assert _wait_for(folder, "all", "pca", ("done", "failed"))["state"] == "done"
+    at.run()
+    no_errors(at)
+    assert explorer_data(at)["n_points"] == 70_000
+    assert any(mt.label == "Points" and mt.value == "70,000" for mt in at.metric)
+    # the test map is still there, and the shipped test maps were not touched
+    at.radio(key="map_points").set_value("test").run()
+    assert explorer_data(at)["n_points"] == 10_000
+
+
+def test_a_killed_build_reads_as_failed_and_can_be_started_again(data_root, tmp_path, monkeypatch):
+    """Kill the build process mid-way (as a crash or an out-of-memory kill would): its status
+    says failed, with why, instead of "running" for ever; the page shows the error and the
+    Build button again, and no half-written map is ever loaded."""
+    import os
+    import signal
+
+    import streamlit as st
+    monkeypatch.setenv("VAE_CACHE_DIR", str(tmp_path / "cache"))
+    ck = load_checkpoint(REPO / "checkpoints" / "mnist-z2")
+    shutil.copytree(REPO / "cache" / ck.hash, tmp_path / "cache" / ck.hash)
+    folder = cache_folder(ck.hash, tmp_path / "cache")
+    first = maps.start_build(ck, "all", "tsne")
+    assert maps.start_build(ck, "all", "tsne")["pid"] == first["pid"]  # one build at a time
+    _wait_for(folder, "all", "tsne", ("running",), 60)
+    os.kill(first["pid"], signal.SIGKILL)
+    status = _wait_for(folder, "all", "tsne", ("failed",), 60)
+    assert "ended without finishing" in status["error"]
+    assert maps.load_map(folder, "all", "tsne", maps.split_latents(ck, "all", data_root)[0]) is None
+    st.cache_resource.clear()
+    at = app("mnist-z2", "pages/map.py")
+    at.radio(key="map_method").set_value("tsne").run()
+    at.radio(key="map_points").set_value("all").run()
+    assert any("The last build of this map failed" in e.value for e in at.error)
+    assert [b for b in at.button if b.label.startswith("Build the t-SNE map of 70,000 points")]

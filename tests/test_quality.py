@@ -90,6 +90,22 @@ def test_the_shipped_mnist_classifier_scores_99_percent_and_loads_without_pickle
     assert feats.shape == (10_000, FEATURES) and (feats >= 0).all()  # after the ReLU
 
 
+@pytest.mark.parametrize("dataset", ["sprites", "color-sprites"])
+def test_the_shipped_shape_classifiers_score_what_their_config_says(dataset):
+    """The sprites shape classifiers (64x64, first conv at stride 2): at least 97 % on the
+    generated test split, the figure their config.json records, and a small file."""
+    from vae_core.classifier import classifier_folder, classify, load_classifier
+    from vae_core.data import load_dataset
+    folder = classifier_folder(dataset)
+    model, config = load_classifier(folder)
+    assert config["model"]["stride"] == 2 and config["model"]["image_size"] == 64
+    assert (folder / "model.safetensors").stat().st_size < 3_000_000
+    test = load_dataset(dataset, "test")
+    _, logits = classify(model, test.images)
+    accuracy = (logits.argmax(1) == test.labels).float().mean().item()
+    assert accuracy >= 0.97 and abs(accuracy - config["test_accuracy"]) < 1e-3
+
+
 def test_a_damaged_classifier_folder_is_a_clear_error(tmp_path):
     from vae_core import VaeError
     from vae_core.classifier import load_classifier
@@ -147,14 +163,122 @@ def test_evaluate_adds_the_four_columns_with_the_shipped_classifier(data_root, t
     assert (folder / "metrics.json").read_bytes() == shipped  # save=False: nothing written
 
 
+def _untrained_digits_checkpoint(folder):
+    """A checkpoint of scikit-learn's 8x8 digits, for which the project ships no classifier."""
+    import torch
+
+    from vae_core.checkpoint import save_checkpoint
+    from vae_core.models import ModelConfig, build_model
+    torch.manual_seed(0)
+    save_checkpoint(folder, build_model(ModelConfig(latent_dim=3, hidden=16, channels=(8, 8))),
+                    dataset={"name": "digits"})
+    return folder
+
+
 def test_quality_where_there_is_no_classifier_is_skipped_or_refused(tmp_path):
     from vae_core import VaeError
     from vae_core.evaluate import evaluate_checkpoint
-    folder = tmp_path / "sprites-z10"
-    shutil.copytree(REPO / "checkpoints" / "sprites-z10", folder)
-    with pytest.raises(VaeError, match="No shipped feature classifier for 'sprites'"):
+    folder = _untrained_digits_checkpoint(tmp_path / "digits")
+    with pytest.raises(VaeError, match="No shipped feature classifier for 'digits'.*mnist at 1x28x28"):
         evaluate_checkpoint(folder, limit=50, iw_samples=1, save=False, quality="on")
     m = evaluate_checkpoint(folder, limit=50, iw_samples=1, save=False, quality="auto")
     assert "fd_prior" not in m and "quality" not in m
     with pytest.raises(VaeError, match="at least 20 images"):
         evaluate_checkpoint(REPO / "checkpoints" / "mnist-z2", limit=10, iw_samples=1, save=False, quality="on")
+
+
+# ---------------------------------------------------------------- Inception FID (--fid-weights)
+
+def test_the_fid_inception_blocks_are_torchvisions_wiring_with_tensorflows_pools():
+    """With torchvision's own pool in their side branch, the FID blocks compute exactly what
+    torchvision's blocks compute (same weights): only the pool differs, as the FID graph needs.
+    And the TensorFlow pools do change the output (so the patch is not a no-op)."""
+    import torch
+    import torch.nn.functional as F
+    from torchvision.models.inception import InceptionA, InceptionC, InceptionE
+
+    from vae_core.inception import _BlockA, _BlockC, _BlockE
+    torchvision_avg = lambda x: F.avg_pool2d(x, 3, 1, 1)  # noqa: E731 - torchvision's side-branch pool
+    torch.manual_seed(0)
+    for ours, theirs, args, shape in ((_BlockA, InceptionA, (8, 4), (2, 8, 9, 9)), (_BlockC, InceptionC, (16, 8), (2, 16, 9, 9)),
+                                      (_BlockE, InceptionE, (16,), (2, 16, 9, 9))):
+        reference = theirs(*args).eval()
+        mine = ours(*args, pool=torchvision_avg).eval()
+        mine.load_state_dict(reference.state_dict(), strict=False)
+        x = torch.randn(shape)
+        with torch.no_grad():
+            assert torch.allclose(mine(x), reference(x), atol=1e-5), ours.__name__
+            mine.pool = ours(*args).pool  # the FID graph's pool
+            assert not torch.allclose(mine(x), reference(x), atol=1e-3), ours.__name__
+
+
+def test_evaluate_with_fid_weights_reports_fid_beside_the_classifier_distance(tmp_path):
+    """--fid-weights with a randomly initialised network the test saves as a plain state dict:
+    the file loads with weights_only=True, FID of every column is there under fid_*, apart from
+    the classifier's fd_*, and the table names the weights as not the standard file."""
+    import subprocess
+    import sys
+
+    import torch
+
+    from vae_core.evaluate import evaluate_checkpoint, format_table
+    from vae_core.inception import fid_inception, inception_features
+    torch.manual_seed(0)
+    net = fid_inception()
+    for mod in net.modules():  # init_weights=False leaves the conv weights at PyTorch's default init
+        if isinstance(mod, torch.nn.BatchNorm2d):
+            mod.running_var.fill_(1.0)
+    weights = tmp_path / "pt_inception-random.pth"
+    torch.save(net.state_dict(), weights)
+    folder = tmp_path / "mnist-z2"
+    shutil.copytree(REPO / "checkpoints" / "mnist-z2", folder)
+    m = evaluate_checkpoint(folder, limit=20, iw_samples=1, save=False, quality="on", fid_weights=weights)
+    for col in ("recon", "prior", "mixture", "interp"):
+        assert m[f"fid_{col}"] > 0 and m[f"fd_{col}"] > 0 and m[f"fid_{col}"] != m[f"fd_{col}"]
+    fid = m["quality"]["fid"]
+    assert fid["file"] == weights.name and not fid["standard"] and len(fid["sha256"]) == 64
+    table = format_table(m)
+    assert "NOT the standard file" in table and "FID" in table and "fd_classifier is not FID" in table
+    from vae_core.compare import metrics_rows
+    row = metrics_rows({"mnist-z2": (2, m)})[0]
+    assert row["FID N(0,I)"] == f"{m['fid_prior']:.1f}" and row["FD-clf N(0,I)"] == f"{m['fd_prior']:.1f}"
+    # FID of a set against itself is 0 with these features too
+    from vae_core.data import load_dataset
+    feats = inception_features(net, load_dataset("mnist", "test", download=False).images[:8]).numpy()
+    assert feats.shape == (8, 2048)
+    from vae_core.quality import frechet_distance
+    assert frechet_distance(feats, feats) == pytest.approx(0.0, abs=1e-6)
+    # the CLI passes the path on: a missing file is an error naming it, before any slow work
+    out = subprocess.run([sys.executable, "-m", "vae_core.evaluate", "--checkpoint", str(folder), "--no-save",
+                          "--fid-weights", str(tmp_path / "absent.pth")], capture_output=True, text=True, cwd=REPO,
+                         timeout=600)
+    assert out.returncode == 2 and "No Inception weights file at" in out.stderr and "absent.pth" in out.stderr
+
+
+def test_fid_weights_that_are_missing_pickled_or_another_networks_are_refused_by_name(tmp_path):
+    """Nothing a user points --fid-weights at is unpickled: a file holding a Python object is
+    refused by weights_only=True, and a state dict of another network by its keys; each message
+    names the file, and the checkpoint's metrics.json is untouched."""
+    import torch
+
+    from vae_core import VaeError
+    from vae_core.evaluate import evaluate_checkpoint
+    folder = tmp_path / "mnist-z2"
+    shutil.copytree(REPO / "checkpoints" / "mnist-z2", folder)
+    before = (folder / "metrics.json").read_bytes()
+
+    class Payload:
+        def __reduce__(self):  # would create a file if it were ever unpickled
+            return (open, (str(tmp_path / "PWNED"), "w"))
+    pickled = tmp_path / "evil.pth"
+    torch.save({"x": Payload()}, pickled, pickle_protocol=2)
+    other = tmp_path / "other.pth"
+    torch.save(torch.nn.Linear(3, 2).state_dict(), other)
+    with pytest.raises(VaeError, match="No Inception weights file at .*nowhere.pth"):
+        evaluate_checkpoint(folder, limit=20, save=False, fid_weights=tmp_path / "nowhere.pth")
+    with pytest.raises(VaeError, match="evil.pth is not a tensors-only weights file"):
+        evaluate_checkpoint(folder, limit=20, save=False, fid_weights=pickled)
+    assert not (tmp_path / "PWNED").exists()
+    with pytest.raises(VaeError, match="other.pth does not hold the FID Inception-v3 weights"):
+        evaluate_checkpoint(folder, limit=20, save=False, fid_weights=other)
+    assert (folder / "metrics.json").read_bytes() == before

@@ -21,7 +21,9 @@ OPTIONAL_COLUMNS = [("codebook_usage", "codebook use", "{:.0%}"), ("perplexity",
                     # sample quality (vae_core.quality): the classifier's Fréchet distance, never called FID
                     ("fd_recon", "FD-clf recon", "{:.1f}"), ("fd_prior", "FD-clf N(0,I)", "{:.1f}"),
                     ("fd_mixture", "FD-clf GMM", "{:.1f}"), ("fd_interp", "FD-clf interp.", "{:.1f}"),
-                    ("precision_prior", "precision N(0,I)", "{:.2f}"), ("recall_prior", "recall N(0,I)", "{:.2f}")]
+                    ("precision_prior", "precision N(0,I)", "{:.2f}"), ("recall_prior", "recall N(0,I)", "{:.2f}"),
+                    # Inception FID, only where the evaluation was given --fid-weights
+                    ("fid_prior", "FID N(0,I)", "{:.1f}"), ("fid_mixture", "FID GMM", "{:.1f}")]
 
 
 def metric_value(m: dict | None, key: str):

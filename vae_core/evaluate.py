@@ -278,7 +278,7 @@ def disentanglement_scores(ckpt, counts: dict, seed: int = 0) -> dict:
 
 def evaluate_checkpoint(folder, *, split: str = "test", data_root=None, limit: int | None = None,
                         iw_samples: int = 100, seed: int = 0, save: bool = True, progress=None,
-                        disentanglement: str | dict = "off", quality: str = "off") -> dict:
+                        disentanglement: str | dict = "off", quality: str = "off", fid_weights=None) -> dict:
     """Load, score and (by default) save the result into metrics.json beside the checkpoint.
 
     disentanglement: "off" (the default here: the metrics take minutes), "auto" (quick on
@@ -288,7 +288,10 @@ def evaluate_checkpoint(folder, *, split: str = "test", data_root=None, limit: i
     quality: "off" (the default here), "auto" (on where the project ships a classifier for the
     dataset at the model's image shape: the CLI's default) or "on" (VaeError where it has none):
     vae_core.quality.sample_quality on the evaluated images, the mixture fitted to as many
-    training images (at most 10,000)."""
+    training images (at most 10,000).
+
+    fid_weights: a local Inception-v3 weights file (vae_core.inception): FID of the same four
+    columns (fid_*) beside the classifier's fd_*, on any dataset, whatever quality says."""
     folder = Path(folder)
     if limit is not None and limit < 3:
         raise VaeError(f"--limit must be at least 3, got {limit}.")
@@ -298,6 +301,10 @@ def evaluate_checkpoint(folder, *, split: str = "test", data_root=None, limit: i
         raise VaeError(f"--quality must be auto, on or off (got {quality!r}).")
     if isinstance(disentanglement, str) and disentanglement not in ("auto", "off", *DISENTANGLEMENT_COUNTS):
         raise VaeError(f"--disentanglement must be auto, off, quick or full (got {disentanglement!r}).")
+    inception = None
+    if fid_weights is not None:  # checked before the slow part
+        from vae_core.inception import load_fid_inception
+        inception = load_fid_inception(fid_weights)
     ckpt = load_checkpoint(folder)
     if disentanglement == "auto":
         disentanglement = "quick" if has_factors(ckpt.dataset) and takes_factor_images(ckpt) else "off"
@@ -306,19 +313,22 @@ def evaluate_checkpoint(folder, *, split: str = "test", data_root=None, limit: i
     images, binarized = evaluation_images(ckpt, split, data_root, limit)
     t0 = time.time()
     result = evaluate_model(ckpt.model, images, iw_samples=iw_samples, seed=seed, progress=progress)
-    if quality != "off":
+    if quality != "off" or inception is not None:
+        from vae_core.classifier import shipped_classifiers
         from vae_core.quality import QUALITY_SAMPLES, quality_classifier, sample_quality
         n = min(QUALITY_SAMPLES, int(images.shape[0]))
-        if n < 20:  # a 10-component mixture and 3-NN balls need a few more images than that
-            if quality == "on":
-                raise VaeError(f"Sample quality needs at least 20 images; {n} are evaluated.")
-        elif (classifier := quality_classifier(ckpt)) is not None:
-            fit, _ = evaluation_images(ckpt, "train", data_root, n)
-            result.update(sample_quality(ckpt, images, fit, seed, n, classifier))
-        elif quality == "on":
+        classifier = quality_classifier(ckpt) if quality != "off" else None
+        if quality == "on" and classifier is None:
             raise VaeError(f"No shipped feature classifier for {ckpt.dataset!r} at "
-                           f"{'x'.join(map(str, ckpt.model_config.image_shape))} (there are: mnist and fashion-mnist "
-                           f"at 1x28x28; `python -m vae_core.classifier --dataset NAME` trains one).")
+                           f"{'x'.join(map(str, ckpt.model_config.image_shape))} (there are: "
+                           f"{', '.join(shipped_classifiers())}; `python -m vae_core.classifier --dataset NAME` "
+                           f"trains one).")
+        if n < 20:  # a 10-component mixture and 3-NN balls need a few more images than that
+            if quality == "on" or inception is not None:
+                raise VaeError(f"Sample quality needs at least 20 images; {n} are evaluated.")
+        elif classifier is not None or inception is not None:
+            fit, _ = evaluation_images(ckpt, "train", data_root, n)
+            result.update(sample_quality(ckpt, images, fit, seed, n, classifier, inception))
     if counts:
         scores = disentanglement_scores(ckpt, counts, seed)
         result["disentanglement"] = scores
@@ -481,14 +491,25 @@ def format_table(m: dict) -> str:
                            ("dci_completeness", "DCI completeness"), ("dci_informativeness_test", "DCI informativeness")):
             lines.append(f"    {label:<26} {d[key]:.3f}")
     if q := m.get("quality"):
-        lines.append(f"  sample quality, {q['images']:,} images per column ({q['features']}); "
-                     f"fd_classifier is not FID")
-        lines.append(f"    {'':<14}{'fd_classifier':>14}{'precision':>11}{'recall':>8}")
+        if "features" in q:
+            lines.append(f"  sample quality, {q['images']:,} images per column ({q['features']}); "
+                         f"fd_classifier is not FID")
+        if fid := q.get("fid"):
+            lines.append(f"  FID, {q['images']:,} images per column, weights {fid['file']} "
+                         + ("(the standard file)" if fid["standard"] else
+                            f"(sha256 {fid['sha256'][:8]}…, NOT the standard file: not comparable with papers)"))
+        head = (f"{'fd_classifier':>14}{'precision':>11}{'recall':>8}" if "features" in q else "") \
+            + (f"{'FID':>9}" if "fid" in q else "")
+        lines.append(f"    {'':<16}{head}")
         for key, label in (("recon", "reconstruction"), ("prior", "N(0, I)"), ("mixture", "mixture of q(z)"),
                            ("interp", "interpolation")):
+            row = ""
             if m.get(f"fd_{key}") is not None:
-                lines.append(f"    {label:<14}{m[f'fd_{key}']:>14.2f}{m[f'precision_{key}']:>11.3f}"
-                             f"{m[f'recall_{key}']:>8.3f}")
+                row += f"{m[f'fd_{key}']:>14.2f}{m[f'precision_{key}']:>11.3f}{m[f'recall_{key}']:>8.3f}"
+            if m.get(f"fid_{key}") is not None:
+                row += f"{m[f'fid_{key}']:>9.2f}"
+            if row:
+                lines.append(f"    {label:<16}{row}")
     return "\n".join(lines)
 
 
@@ -510,6 +531,9 @@ def main(argv=None) -> int:
                    help="sample quality with the shipped classifier's features: fd_classifier, precision and "
                         "recall of reconstructions, N(0, I) samples, samples of a mixture fitted to q(z) and "
                         "interpolation midpoints (min(10,000, images) each); auto: where a classifier exists")
+    p.add_argument("--fid-weights", default=None, metavar="PATH",
+                   help="a local Inception-v3 FID weights file (pytorch-fid's pt_inception-2015-12-05-6726825d.pth): "
+                        "adds FID of the same four columns; never downloaded. Slow on a CPU (about 6 GFLOP an image)")
     args = p.parse_args(argv)
     from tqdm import tqdm
     bar = None
@@ -524,7 +548,8 @@ def main(argv=None) -> int:
     try:
         m = evaluate_checkpoint(args.checkpoint, split=args.split, data_root=args.data_root, limit=args.limit,
                                 iw_samples=args.iw_samples, seed=args.seed, save=False, progress=progress,
-                                disentanglement=args.disentanglement, quality=args.quality)
+                                disentanglement=args.disentanglement, quality=args.quality,
+                                fid_weights=args.fid_weights)
         saved = None if args.no_save else save_metrics(args.checkpoint, m)
     except VaeError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -19,11 +19,18 @@ kept, as it could only be stored by pickling).
 Faithfulness: trustworthiness (Venna & Kaski; sklearn.manifold.trustworthiness, 10
 neighbours) on a fixed 2,000-point subsample (it needs all pairwise distances), and the
 share of each point's 10 nearest latent neighbours that are among its 10 nearest on the map,
-over every point.
+over every point (a fixed 10,000-point subsample of a larger map).
 
 Maps are cached beside the latent caches, as plain .npy with a meta file written last that
 holds each array's sha256, the parameters and the sha256 of the latents they were built
 from: a new checkpoint (another folder), rebuilt latents or other parameters rebuild it.
+
+Two point sets (SPLITS): "test", the 10,000 test latents (seconds to a minute; the shipped
+models' maps ship), and "all", the test latents followed by the training latents, up to
+ALL_POINTS = 70,000 (MNIST and Fashion-MNIST: 10,000 + 60,000). A t-SNE or UMAP map of
+70,000 points takes minutes, so the page starts it as its own process (start_build), which
+reports through a status file beside the cache (build_status); the build outlives a reload,
+a page switch or a closed tab, and a build that died says so instead of staying "running".
 """
 from __future__ import annotations
 
@@ -42,7 +49,10 @@ LATTICE = 40            # lattice nodes per side (UMAP's and t-SNE's way back to
 K_BACK = 10             # map neighbours a t-SNE lattice node averages; latents an upload is placed by
 TRUST_SAMPLE = 2000     # points trustworthiness is computed on
 NEIGHBOURS = 10         # neighbourhood size of both faithfulness figures
+KEPT_SAMPLE = 10_000    # points whose kept neighbours are counted (all of a test map)
 VERSION = 1             # bump when a method's parameters change: older caches rebuild
+SPLITS = {"test": "test", "all": "train + test"}
+ALL_POINTS = 70_000     # the most points of the "all" map (the Embedding Projector's t-SNE stops at 10,000)
 
 
 @dataclass
@@ -101,8 +111,11 @@ def faithfulness(mu: np.ndarray, points: np.ndarray, seed: int = 0) -> tuple[flo
         return float("nan"), float("nan")
     sub = np.random.default_rng(seed).choice(n, min(n, TRUST_SAMPLE), replace=False)
     trust = float(trustworthiness(mu[sub], points[sub], n_neighbors=min(k, (len(sub) - 1) // 2)))
-    near_z = NearestNeighbors(n_neighbors=k + 1).fit(mu).kneighbors(mu, return_distance=False)[:, 1:]
-    near_m = NearestNeighbors(n_neighbors=k + 1).fit(points).kneighbors(points, return_distance=False)[:, 1:]
+    # over every point up to KEPT_SAMPLE (the shipped test maps); above it, a fixed subsample of
+    # queries, whose neighbours are still sought among all points
+    q = np.arange(n) if n <= KEPT_SAMPLE else np.sort(np.random.default_rng(seed).choice(n, KEPT_SAMPLE, replace=False))
+    near_z = NearestNeighbors(n_neighbors=k + 1).fit(mu).kneighbors(mu[q], return_distance=False)[:, 1:]
+    near_m = NearestNeighbors(n_neighbors=k + 1).fit(points).kneighbors(points[q], return_distance=False)[:, 1:]
     kept = np.mean([len(np.intersect1d(a, b, assume_unique=True)) for a, b in zip(near_z, near_m)]) / k
     return trust, float(kept)
 
@@ -288,30 +301,143 @@ def get_map(folder: Path, split: str, method: str, mu: np.ndarray, seed: int = 0
     return m
 
 
+# ---------------------------------------------------------------- the 70,000-point maps
+
+def split_latents(ckpt, split: str, data_root=None, progress=None) -> tuple[np.ndarray, np.ndarray]:
+    """(mu, labels) of a map's point set: the test latents, or (split "all") the test latents
+    followed by the training latents, each from its latent cache (encoded once when absent).
+    VaeError when the two together exceed ALL_POINTS or the training data is not here."""
+    from vae_core.latents import encode_dataset
+    if split not in SPLITS:
+        raise VaeError(f"Unknown point set {split!r}: use one of {', '.join(SPLITS)}.")
+    test = encode_dataset(ckpt, "test", data_root, progress=progress)
+    if split == "test":
+        return test.mu, test.labels
+    n_train = train_size(ckpt, data_root)
+    if n_train + len(test.mu) > ALL_POINTS:
+        raise VaeError(f"{ckpt.dataset} has {n_train:,} training images: with the test set that is more than "
+                       f"the {ALL_POINTS:,} points a train + test map holds. Its map shows the test set.")
+    train = encode_dataset(ckpt, "train", data_root, progress=progress)
+    return (np.concatenate([test.mu, train.mu]).astype(np.float32),
+            np.concatenate([test.labels, train.labels]))
+
+
+def train_size(ckpt, data_root=None) -> int:
+    """How many training images the checkpoint's dataset has (its train latent cache's count
+    when there is one, else the dataset's: generated sets are generated once, then cached)."""
+    from vae_core.data import load_dataset
+    from vae_core.latents import load_cached_latents
+    cached = load_cached_latents(ckpt.hash, "train")
+    if cached is not None:
+        return len(cached.mu)
+    shape = ckpt.model_config.image_shape
+    return len(load_dataset(ckpt.dataset, "train", data_root, download=False, image_size=shape[1],
+                            channels=shape[0]).labels)
+
+
+def status_path(folder: Path, split: str, method: str) -> Path:
+    return Path(f"{map_prefix(folder, split, method)}_build.json")
+
+
+def _alive(pid: int) -> bool:
+    import os
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: it exists
+        return True
+    try:  # a finished child not yet reaped by the server is a zombie: count it as ended
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def build_status(folder: Path, split: str, method: str) -> dict | None:
+    """The background build's status file (state: running, done or failed; fraction; text;
+    started; error), None when there is none. A "running" build whose process is gone
+    reads as failed: it was killed, or the machine restarted."""
+    try:
+        status = parse_json(status_path(folder, split, method).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(status, dict):
+        return None
+    if status.get("state") == "running" and not _alive(int(status.get("pid", -1))):
+        status = {**status, "state": "failed",
+                  "error": "The build process ended without finishing (killed, out of memory or a restart)."}
+    return status
+
+
+def start_build(ckpt, split: str, method: str) -> dict:
+    """Start building a map in its own process (python -m vae_core.maps CKPT --split S
+    --methods M --status FILE), unless one is running already. Returns its status."""
+    import subprocess
+    import sys
+
+    from vae_core.latents import cache_folder
+    folder = cache_folder(ckpt.hash)
+    current = build_status(folder, split, method)
+    if current and current.get("state") == "running":
+        return current
+    folder.mkdir(parents=True, exist_ok=True)
+    status = status_path(folder, split, method)
+    log = open(Path(f"{map_prefix(folder, split, method)}_build.log"), "wb")
+    with log:
+        proc = subprocess.Popen([sys.executable, "-m", "vae_core.maps", str(ckpt.path), "--split", split,
+                                 "--methods", method, "--status", str(status)],
+                                cwd=Path(__file__).resolve().parent.parent, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+    first = {"state": "running", "pid": proc.pid, "fraction": 0.0, "text": "starting", "started": time.time(),
+             "split": split, "method": method}
+    atomic_write_json(status, first)  # the child overwrites it with its own progress
+    return first
+
+
 def main(argv=None) -> int:
     """Build (or check) the cached maps of checkpoints: python -m vae_core.maps checkpoints/*"""
     import argparse
     import json
 
     from vae_core.checkpoint import load_checkpoint
-    from vae_core.latents import cache_folder, encode_dataset
+    from vae_core.latents import cache_folder
     p = argparse.ArgumentParser(prog="python -m vae_core.maps", description=main.__doc__)
     p.add_argument("checkpoints", nargs="+")
     p.add_argument("--methods", default=",".join(METHODS))
+    p.add_argument("--split", default="test", choices=list(SPLITS),
+                   help="test: the 10,000 test latents; all: test + training latents, up to 70,000")
     p.add_argument("--data-root", default=None)
+    p.add_argument("--status", default=None, help="write progress to this JSON file (the Map page's builds)")
     args = p.parse_args(argv)
+    started = time.time()
+
+    def report(state: str, fraction: float, text: str, **extra) -> None:
+        if args.status:
+            import os
+            atomic_write_json(Path(args.status), {"state": state, "pid": os.getpid(), "fraction": round(fraction, 4),
+                                                  "text": text, "started": started, "split": args.split,
+                                                  "method": args.methods, **extra})
+
     try:
         for path in args.checkpoints:
             ck = load_checkpoint(path)
-            lat = encode_dataset(ck, "test", args.data_root)
+            report("running", 0.0, f"encoding the {SPLITS[args.split]} images")
+            mu, _ = split_latents(ck, args.split, args.data_root)
             for method in args.methods.split(","):
-                m = get_map(cache_folder(ck.hash), "test", method, lat.mu)
-                print(json.dumps({"checkpoint": str(path), "method": method, "n": len(m.points),
+                m = get_map(cache_folder(ck.hash), args.split, method, mu,
+                            progress=lambda f, text: report("running", f, text))
+                print(json.dumps({"checkpoint": str(path), "split": args.split, "method": method, "n": len(m.points),
                                   "trustworthiness": round(m.trustworthiness, 4), "knn_kept": round(m.knn_kept, 4),
                                   "seconds": round(m.seconds, 1)}), flush=True)
     except VaeError as e:
+        report("failed", 0.0, "failed", error=str(e))
         print(f"error: {e}")
         return 2
+    except BaseException as e:  # noqa: BLE001 - a build must never be left saying "running"
+        report("failed", 0.0, "failed", error=f"{type(e).__name__}: {e}")
+        raise
+    report("done", 1.0, "done", seconds=round(time.time() - started, 1))
     return 0
 
 

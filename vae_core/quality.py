@@ -124,6 +124,7 @@ def sample_latent_mixture(mixture, n: int, seed: int = 0) -> np.ndarray:
 QUALITY_SAMPLES = 10_000  # model images per column (and at most this many real images)
 COLUMNS = ("recon", "prior", "mixture", "interp")
 QUALITY_KEYS = tuple(f"{what}_{col}" for col in COLUMNS for what in ("fd", "precision", "recall"))
+FID_KEYS = tuple(f"fid_{col}" for col in COLUMNS)  # only with --fid-weights: Inception features
 
 
 @torch.no_grad()
@@ -147,25 +148,24 @@ def quality_classifier(ckpt):
 
 
 def sample_quality(ckpt, real_u8: torch.Tensor, fit_u8: torch.Tensor | None = None, seed: int = 0,
-                   n: int = QUALITY_SAMPLES, classifier=None) -> dict:
-    """The RAE paper's four columns with our classifier's features, against the real images
-    real_u8 (N, C, H, W): reconstructions of them, N(0, I) samples, samples of a 10-component
-    mixture fitted to the posterior means of fit_u8 (training images; the real images when
-    None), and midpoints of random pairs of them. m = min(n, N) model images per column.
+                   n: int = QUALITY_SAMPLES, classifier=None, inception=None) -> dict:
+    """The RAE paper's four columns against the real images real_u8 (N, C, H, W):
+    reconstructions of them, N(0, I) samples, samples of a 10-component mixture fitted to the
+    posterior means of fit_u8 (training images; the real images when None), and midpoints of
+    random pairs of them. m = min(n, N) model images per column.
 
-    Returns flat keys for the metrics table (fd_* , precision_*, recall_* for prior, mixture,
-    recon, interp) and "quality": the protocol and each column's class shares. classifier:
-    quality_classifier(ckpt), which the caller has checked is not None (loaded here if not given)."""
-    from vae_core.classifier import classify
+    classifier: quality_classifier(ckpt) (None: no classifier scores); inception: (network,
+    description) from inception.load_fid_inception (None: no FID). At least one is given.
+    Returns flat keys for the metrics table, fd_* / precision_* / recall_* from the classifier
+    and fid_* from Inception, and "quality": the protocol and each column's class shares."""
     from vae_core.latents import encode_images
-    clf, config = classifier or quality_classifier(ckpt)
+    if classifier is None and inception is None:
+        raise ValueError("sample_quality needs a classifier, Inception weights or both")
     model = ckpt.model
     real_u8 = real_u8[:n]
     m = len(real_u8)
     if m < 4:
         raise ValueError(f"sample quality needs at least 4 images, got {m}")
-    real_f, _ = classify(clf, real_u8)
-    real_f = real_f.numpy()
     mu, _ = encode_images(model, real_u8)
     fit_mu = mu if fit_u8 is None else encode_images(model, fit_u8)[0]
     rng = np.random.default_rng(seed)
@@ -174,15 +174,36 @@ def sample_quality(ckpt, real_u8: torch.Tensor, fit_u8: torch.Tensor | None = No
                "mixture": sample_latent_mixture(fit_latent_mixture(fit_mu, 10, seed), m, seed)}
     if model.discrete is None:  # a discrete model's prior is over codes, not N(0, I)
         columns["prior"] = rng.standard_normal((m, model.latent_dim)).astype(np.float32)
-    out, shares = {}, {}
+    out = {}
+    info = {"images": m, "mixture_fit": "training images" if fit_u8 is not None else "the evaluated images",
+            "mixture_fit_images": int(len(fit_mu))}
+    scorers = []
+    if classifier is not None:
+        from vae_core.classifier import classify
+        clf, config = classifier
+        real_f = classify(clf, real_u8)[0].numpy()
+        info.update(features=f"classifiers/{config['dataset']} penultimate layer (128), test accuracy "
+                             f"{config['test_accuracy']:.2%}", classes={})
+
+        def by_classifier(name, images):
+            feats, logits = classify(clf, images)
+            out[f"fd_{name}"] = frechet_distance(real_f, feats.numpy())
+            pr = precision_recall(real_f, feats.numpy(), k=3)
+            out[f"precision_{name}"], out[f"recall_{name}"] = pr["precision"], pr["recall"]
+            info["classes"][name] = class_histogram(logits.numpy(), len(config["class_names"]))
+        scorers.append(by_classifier)
+    if inception is not None:
+        from vae_core.inception import inception_features
+        net, about = inception
+        real_i = inception_features(net, real_u8).numpy()
+        info["fid"] = {**about, "features": "Inception-v3 pool3 (2048), images resized to 299x299"}
+
+        def by_inception(name, images):
+            out[f"fid_{name}"] = frechet_distance(real_i, inception_features(net, images).numpy())
+        scorers.append(by_inception)
     for name, z in columns.items():
-        feats, logits = classify(clf, _images_of(model, z))
-        out[f"fd_{name}"] = frechet_distance(real_f, feats.numpy())
-        pr = precision_recall(real_f, feats.numpy(), k=3)
-        out[f"precision_{name}"], out[f"recall_{name}"] = pr["precision"], pr["recall"]
-        shares[name] = class_histogram(logits.numpy(), len(config["class_names"]))
-    out["quality"] = {"features": f"classifiers/{config['dataset']} penultimate layer (128), test accuracy "
-                                  f"{config['test_accuracy']:.2%}", "images": m,
-                      "mixture_fit": "training images" if fit_u8 is not None else "the evaluated images",
-                      "mixture_fit_images": int(len(fit_mu)), "classes": shares}
+        images = _images_of(model, z)
+        for score in scorers:
+            score(name, images)
+    out["quality"] = info
     return out
