@@ -88,13 +88,15 @@ def cached_map(ckpt_hash: str, split: str, method: str, _mu: np.ndarray):
     return maps.load_map(cache_folder(ckpt_hash), split, method, _mu)
 
 
-def build_in_background():
-    """The train + test map's build: its own process, polled every second while it runs."""
+def build_in_background(live: bool):
+    """The train + test map's build: its own process. live: this fragment polls it every second."""
     if maps.load_map(cache_folder(ckpt.hash), split, method, mu) is not None:
         cached_map.clear()
         st.rerun(scope="app")  # the map is on disk: draw it
     status = maps.build_status(cache_folder(ckpt.hash), split, method)
     state = (status or {}).get("state")
+    if live and state != "running":
+        st.rerun(scope="app")  # it failed: redraw without the timer
     if state == "running":
         since = time.time() - float(status.get("started", time.time()))
         st.progress(min(max(float(status.get("fraction", 0.0)), 0.0), 1.0),
@@ -104,7 +106,7 @@ def build_in_background():
         return
     if state == "failed":
         st.error(f"The last build of this map failed: {status.get('error') or 'no reason given'}")
-    est = {"pca": "seconds", "tsne": "about 3 min on 2 cores", "umap": "about 3 min on 2 cores"}[method]
+    est = {"pca": "seconds", "tsne": "about 2.5 min on 2 cores", "umap": "about 2 min on 2 cores"}[method]
     if st.button(f"Build the {maps.METHODS[method]} map of {len(mu):,} points ({est})",
                  icon=":material/scatter_plot:", type="primary", key=f"map_build_{split}_{method}"):
         maps.start_build(ckpt, split, method)
@@ -114,7 +116,7 @@ def build_in_background():
 m = cached_map(ckpt.hash, split, method, mu)
 if m is None and split == "all":
     running = ((maps.build_status(cache_folder(ckpt.hash), split, method) or {}).get("state") == "running")
-    st.fragment(run_every=1.0 if running else None)(build_in_background)()
+    st.fragment(run_every=1.0 if running else None)(build_in_background)(running)
     st.stop()
 if m is None:
     bar = st.progress(0.0, text=f"Building the {maps.METHODS[method]} map of {len(mu):,} latents once for this model…")
