@@ -674,3 +674,32 @@ def test_the_map_decodes_where_you_click_drag_and_jumps_to_a_clicked_point(serve
     page.emulate_media(color_scheme="dark")
     page.wait_for_timeout(500)
     page.screenshot(path=str(ARTIFACTS / "map-umap-dark.png"), full_page=True)
+
+
+def test_a_train_plus_test_map_is_built_from_the_page_and_survives_a_reload(server, page):
+    """Map page, mnist-z2, "train + test": the Build button starts a background build whose
+    progress the page follows through a reload, then draws 70,000 points that decode where
+    clicked; the URL keeps points=all. (PCA: seconds. The server's cache is a private copy.)"""
+    page.goto(f"{server}/map?model=mnist-z2&map=pca&points=all")
+    wait_for_app(page)
+    build = page.get_by_role("button", name="Build the PCA map of 70,000 points")
+    build.wait_for(timeout=120_000)  # the training latents are encoded first (seconds)
+    build.click()
+    page.wait_for_timeout(300)
+    page.reload()  # the build is a process of its own: a reload neither stops nor restarts it
+    page.get_by_text("Trustworthiness").wait_for(timeout=180_000)
+    page.locator(".vle").wait_for(timeout=60_000)
+    page.wait_for_function("() => { const r = document.querySelector('.vle'); return r && r.dataset.points"
+                           " && r.__explorer.data.n_points === 70000; }", timeout=60_000)
+    assert "points=all" in page.url
+    before = shown_pixels(page)
+    box = page.locator(".vle-points").bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.8, box["y"] + box["height"] * 0.25)
+    settled_z(page)
+    assert np.abs(shown_pixels(page) - before).mean() > 1
+    page.reload()
+    open_explorer(page, page.url)
+    assert page.locator(".vle").evaluate("(r) => r.__explorer.data.n_points") == 70000
+    assert page.get_by_role("radio", name="train + test").is_checked()
+    assert_no_traceback(page)
+    page.screenshot(path=str(ARTIFACTS / "map-70k-pca.png"), full_page=True)
