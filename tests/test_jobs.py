@@ -12,7 +12,7 @@ import pytest
 from vae_core import VaeError
 from vae_core.catalog import list_models
 from vae_core.checkpoint import load_checkpoint
-from vae_core.jobs import (_process_alive, cancel_job, delete_job, job_folder, job_settings, job_summary, main,
+from vae_core.jobs import (process_alive, cancel_job, delete_job, job_folder, job_settings, job_summary, main,
                            read_status, refresh, start_job, wait_job)
 from vae_core.train import TrainConfig
 
@@ -173,7 +173,7 @@ def test_a_job_launched_by_another_process_is_cancelled_all_the_same(runs):
     folder = job_folder(job)
     pid = read_status(folder)["pid"]
     assert cancel_job(job)["state"] == "cancelled"  # not our child: nothing to reap, nothing to trip over
-    assert not _process_alive(pid, folder)
+    assert not process_alive(pid, folder.name)
 
 
 def test_runs_dir_may_come_before_or_after_the_subcommand(tmp_path, monkeypatch, cache_root, capsys):

@@ -163,8 +163,9 @@ def log_tail(folder: Path, lines: int = 12) -> str:
     return "\n".join(clean[-lines:])
 
 
-def _process_alive(pid: int | None, folder: Path) -> bool:
-    """Whether pid is still this job's runner (not gone, not a zombie, not a reused pid)."""
+def process_alive(pid: int | None, marker: str) -> bool:
+    """Whether pid is still a live process whose command line holds marker (a job's folder
+    name, a map build's status file): not gone, not a zombie, not a reused pid."""
     if not pid:
         return False
     try:
@@ -178,7 +179,7 @@ def _process_alive(pid: int | None, folder: Path) -> bool:
         try:
             if "State:\tZ" in (proc / "status").read_text():
                 return False
-            return str(folder.name) in (proc / "cmdline").read_bytes().decode(errors="replace")
+            return marker in (proc / "cmdline").read_bytes().decode(errors="replace")
         except OSError:
             return False
     return True
@@ -202,7 +203,7 @@ def remove_stale_temp_files(folder, runner: bool = False) -> list[Path]:
         return []
     if not runner:
         status = read_status(folder)
-        if status and status["state"] == "running" and _process_alive(status.get("pid"), folder):
+        if status and status["state"] == "running" and process_alive(status.get("pid"), folder.name):
             return []
     removed = []
     with _locked(folder / ".lock") if runner else contextlib.nullcontext():
@@ -237,7 +238,7 @@ PRESETS = {
     # with the narrower 32,32,64,128 stack that keeps the model at 5 MB
     "sprites β-VAE z=10": _SPRITES_RECIPE,
     # the shipped color-sprites-z10's recipe: the same on colour sprites, where likelihood auto is the
-    # Gaussian decoder (the sigma-VAE)
+    # Gaussian decoder (the sigma-VAE) and decoder mean auto its channel-gain head
     "color-sprites σ-VAE z=10": dict(_SPRITES_RECIPE, dataset="color-sprites"),
     # the shipped sprites-tcvae-z10's recipe: the same data and network, beta-TCVAE at the paper's weights
     # (alpha = gamma = 1, tc-beta 6); about 17 min on 2 idle CPU cores
@@ -538,7 +539,7 @@ def refresh(runs=None) -> list[dict]:
         status = read_status(folder)
         if status is None:
             continue
-        if status["state"] == "running" and not _process_alive(status.get("pid"), folder):
+        if status["state"] == "running" and not process_alive(status.get("pid"), folder.name):
             tail = log_tail(folder)
             status = update_status(folder, only_if_state=("running",), state="failed", ended=_now(),
                                    error="The training process ended without reporting (killed, or the "
@@ -630,9 +631,9 @@ def _launch(folder: Path, running: list[dict]) -> None:
 
 def _own_group(pid, folder: Path) -> bool:
     """Whether pid is this job's runner (its command line names the job's folder, see
-    _process_alive) and the leader of its own process group (jobs start a new session),
+    process_alive) and the leader of its own process group (jobs start a new session),
     so that killpg(pid) reaches the job and nothing else."""
-    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 1 or not _process_alive(pid, folder):
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 1 or not process_alive(pid, folder.name):
         return False
     try:
         return os.getpgid(pid) == pid
@@ -655,7 +656,7 @@ def cancel_job(job_id: str, runs=None, grace_s: float = CANCEL_GRACE_S) -> dict:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGTERM)
         deadline = time.monotonic() + grace_s
-        while time.monotonic() < deadline and _process_alive(pid, folder):
+        while time.monotonic() < deadline and process_alive(pid, folder.name):
             time.sleep(0.1)
         if _own_group(pid, folder):
             with contextlib.suppress(ProcessLookupError, PermissionError):

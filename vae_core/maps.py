@@ -339,32 +339,21 @@ def status_path(folder: Path, split: str, method: str) -> Path:
     return Path(f"{map_prefix(folder, split, method)}_build.json")
 
 
-def _alive(pid: int) -> bool:
-    import os
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: it exists
-        return True
-    try:  # a finished child not yet reaped by the server is a zombie: count it as ended
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True
-
-
 def build_status(folder: Path, split: str, method: str) -> dict | None:
     """The background build's status file (state: running, done or failed; fraction; text;
     started; error), None when there is none. A "running" build whose process is gone
     reads as failed: it was killed, or the machine restarted."""
+    from vae_core.jobs import process_alive
+    path = status_path(folder, split, method)
     try:
-        status = parse_json(status_path(folder, split, method).read_text())
+        status = parse_json(path.read_text())
     except (OSError, ValueError):
         return None
     if not isinstance(status, dict):
         return None
-    if status.get("state") == "running" and not _alive(int(status.get("pid", -1))):
+    # alive: the pid is still a process whose command line names this status file (start_build's)
+    marker = f"{Path(folder).name}/{path.name}"
+    if status.get("state") == "running" and not process_alive(int(status.get("pid", -1)), marker):
         status = {**status, "state": "failed",
                   "error": "The build process ended without finishing (killed, out of memory or a restart)."}
     return status
