@@ -99,7 +99,8 @@ with c1:
     k = st.slider("Scrub along the path", 0, steps - 1, 0, key="interp_scrub")
     show_image(frames[k], 280, f"frame {k + 1}/{steps}, t = {k / (steps - 1):.2f}")
 with c2:
-    per_row = min(steps, 16)  # 16 frames of 30 px fit the column at scale 1
+    # as many frames a row as fit the column's 540 px at scale 1: 16 of 28 px, 8 of 64 px
+    per_row = min(steps, 16, max(1, 540 // (frames.shape[2] + 2)))
     rows = -(-steps // per_row)
     padded = np.concatenate([frames, np.zeros((rows * per_row - steps, *frames.shape[1:]), np.uint8)])
     strip = tile(padded.reshape(rows, per_row, *frames.shape[1:]), pad=2, pad_value=60)

@@ -14,7 +14,7 @@ from vae_core.jobs import (PRESETS, cancel_job, delete_job, epoch_grids, eta_sec
                            job_summary, log_tail, read_metrics, refresh, schedule, settings_to_flags, start_job)
 from vae_core.losses import BETA_SCHEDULES
 from vae_core.families import FAMILIES, FAMILY_MODELS
-from vae_core.models import LIKELIHOODS, MODEL_KINDS
+from vae_core.models import DECODER_MEANS, LIKELIHOODS, MODEL_KINDS
 
 DATASET_CHOICES = ["mnist", "fashion-mnist", "digits", "sprites", "color-sprites", "cifar10", "folder"]
 
@@ -118,6 +118,11 @@ with st.expander("New training job", expanded=not refresh()):
                                     "(64×64 images get 32,64,128,256; 32,32 gives 32,32,64,128: 5 MB, not 11.5)")
         hidden = c2.number_input("Hidden units", 1, 4096, p.get("hidden", 256),
                                  help="the fully connected layer between the convolutions and z")
+        decoder_mean = c3.selectbox("Decoder mean", ["auto", *DECODER_MEANS],
+                                    help="auto: channel-gain for colour Gaussian models, sigmoid otherwise. "
+                                         "channel-gain multiplies the decoder's output by one gain per colour "
+                                         "channel computed from z and uses it as the mean: it learns hue, "
+                                         "which a sigmoid colour decoder can lose (grey reconstructions)")
         folder = st.text_input("Folder (for the dataset 'folder')", placeholder="/data/my-images",
                                help="one subfolder per class, or images directly in it; colour is kept")
         submitted = st.form_submit_button("Start job", type="primary")
@@ -127,7 +132,8 @@ with st.expander("New training job", expanded=not refresh()):
                         target_kl=target_kl if auto_fb else None,
                         extra_decoder_layer=dec1, batchnorm=bn, epochs=int(epochs), batch_size=int(batch), lr=lr,
                         lr_schedule=p["lr_schedule"], seed=int(seed), device=device, binarize=binarize,
-                        likelihood=likelihood, image_size=None if size == "auto" else int(size),
+                        likelihood=likelihood, decoder_mean=decoder_mean,
+                        image_size=None if size == "auto" else int(size),
                         limit=int(limit) or None, conv_channels=widths.strip(), hidden=int(hidden))
         if dataset == "folder":
             settings["dataset"] = f"folder:{folder.strip()}"

@@ -208,6 +208,75 @@ def test_evaluate_follows_the_likelihood(tmp_path):
     assert abs(evaluate_model(model, images, iw_samples=5, seed=0)["recon"] - m["recon"]) > 100
 
 
+# ---------------------------------------------------------------- the channel-gain decoder mean
+
+def test_channel_gain_config_is_recorded_only_when_used_and_needs_the_gaussian(capsys):
+    from vae_core.train import TrainConfig, main
+    old = ModelConfig(image_channels=3, image_size=32, likelihood="gaussian")
+    assert "decoder_mean" not in old.to_dict()  # sigmoid models write what they always wrote
+    cg = ModelConfig(image_channels=3, image_size=32, likelihood="gaussian", decoder_mean="channel-gain")
+    assert ModelConfig.from_dict(json.loads(json.dumps(cg.to_dict()))) == cg
+    assert cg.to_dict()["decoder_mean"] == "channel-gain"
+    with pytest.raises(VaeError, match="needs the Gaussian likelihood"):
+        ModelConfig(image_channels=3, image_size=32, decoder_mean="channel-gain")
+    with pytest.raises(VaeError, match="Unknown decoder mean"):
+        ModelConfig(image_channels=3, image_size=32, likelihood="gaussian", decoder_mean="tanh")
+    # auto: the head for colour Gaussian models only
+    assert TrainConfig().model_config((3, 64, 64)).decoder_mean == "channel-gain"
+    assert TrainConfig().model_config((1, 28, 28)).decoder_mean == "sigmoid"
+    assert TrainConfig(likelihood="bernoulli").model_config((3, 32, 32)).decoder_mean == "sigmoid"
+    assert TrainConfig(decoder_mean="sigmoid").model_config((3, 32, 32)).decoder_mean == "sigmoid"
+    assert TrainConfig(likelihood="gaussian", decoder_mean="channel-gain").model_config((1, 28, 28)).decoder_mean \
+        == "channel-gain"
+    assert "decoder_mean" not in TrainConfig().to_dict()  # auto: the resolved head is in the model section
+    assert main(["--dataset", "sprites", "--decoder-mean", "tanh"]) == 2
+    # grey data is Bernoulli by default: refused once the data's shape is known, in one sentence
+    assert main(["--dataset", "sprites", "--limit", "64", "--decoder-mean", "channel-gain"]) == 1
+    assert "needs the Gaussian likelihood" in capsys.readouterr().err
+
+
+def test_channel_gain_scales_each_channel_by_a_gain_from_z_and_is_its_own_mean():
+    from vae_core.losses import LOG_2PI, recon_gaussian, recon_nll
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(image_channels=3, image_size=32, latent_dim=4, hidden=16, channels=(4, 8),
+                                    likelihood="gaussian", decoder_mean="channel-gain")).eval()
+    z = torch.randn(5, 4)
+    with torch.no_grad():
+        raw, gain = model.decoder(z), 1 + model.gain(z)
+        out = model.decode(z)
+    assert torch.allclose(out, raw * gain[:, :, None, None])
+    with torch.no_grad():  # training's forward goes through the same head as decode
+        fwd, _, _, zs = model(torch.rand(2, 3, 32, 32))
+        assert torch.allclose(fwd, model.decode(zs), atol=1e-6)
+    # the picture is the output clipped, not its sigmoid
+    y = torch.tensor([-0.5, 0.25, 0.75, 1.5])
+    assert torch.equal(model.pixels(y), torch.tensor([0.0, 0.25, 0.75, 1.0]))
+    # its NLL takes the output as the mean: the exact output leaves only the normaliser
+    x = torch.rand(3, 3, 8, 8)
+    d = 3 * 8 * 8
+    got = recon_nll(x, x, torch.tensor(-3.0), link="channel-gain")
+    assert torch.allclose(got, torch.full((3,), d * (-3.0 + 0.5 * LOG_2PI)), rtol=1e-4)
+    assert (recon_gaussian(x, x, torch.tensor(-3.0), "channel-gain")
+            < recon_gaussian(x, x, torch.tensor(-3.0))).all()  # through a sigmoid x is not its own mean
+
+
+def test_channel_gain_trains_and_passes_gradients_to_the_gain(tmp_path):
+    from vae_core.train import TrainConfig, train
+    cfg = TrainConfig(dataset="color-sprites", limit=256, test_limit=32, epochs=2, batch_size=64, latent_dim=4,
+                      hidden=32, conv_channels="8,8", lr=3e-3, device="cpu", precision="fp32",
+                      out=str(tmp_path / "r"))
+    before = build_model(cfg.model_config((3, 64, 64)))
+    train(cfg, progress=False)
+    ck = load_checkpoint(tmp_path / "r")
+    assert ck.model_config.decoder_mean == "channel-gain"
+    lines = [json.loads(x) for x in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    assert lines[1]["loss"] < lines[0]["loss"]
+    assert not torch.equal(ck.model.gain.weight, before.gain.weight)  # the gain learned (and was saved)
+    from vae_core.images import decode
+    img = decode(ck.model, np.zeros(4, np.float32))
+    assert img.shape == (64, 64, 3) and img.dtype == np.uint8
+
+
 # ---------------------------------------------------------------- data
 
 def _write_cifar(path, n, seed=0):
@@ -372,6 +441,17 @@ def test_webdecoder_exports_models_of_any_size_and_channels():
     got = run_layers(read_blob(decoder_blob(colour)), z)
     assert got.shape == (3, 64, 64) and np.allclose(got, want, atol=1e-4)
     assert decoder_layers(colour)[-1]["cout"] == 3
+    # the channel-gain head: the gain layer runs on z, and the last entry says "clip, not sigmoid"
+    cg = build_model(ModelConfig(image_channels=3, image_size=32, latent_dim=3, hidden=16, channels=(4, 8),
+                                 likelihood="gaussian", decoder_mean="channel-gain")).eval()
+    with torch.no_grad():
+        cg.gain.weight.mul_(10)  # gains far from 1, so a wrong channel or a missing gain shows
+    want = cg.decode(torch.from_numpy(z)[None])[0].detach().numpy()
+    layers = read_blob(decoder_blob(cg))
+    assert [L["op"] for L in layers[-2:]] == ["gain", "pixels"] and layers[-1]["mean"] == "clip"
+    got = run_layers(layers, z)
+    assert got.shape == (3, 32, 32) and np.allclose(got, want, atol=1e-4)
+    assert not np.allclose(got, cg.decoder(torch.from_numpy(z)[None])[0].detach().numpy(), atol=1e-2)
 
 
 def test_latent_cache_and_evaluation_load_the_split_in_the_models_shape(tmp_path, cache_root):

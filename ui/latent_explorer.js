@@ -47,9 +47,10 @@ function parseBlob(buf) {
   return layers.map((L) => ({ ...L, w: view(L.w), b: view(L.b) }));
 }
 
-// z (array) -> {c, h, w, x: Float64Array of logits, channel-major}
+// z (array) -> {c, h, w, x: Float64Array of the output, channel-major, clip}: clip says the
+// picture is the output clipped to [0, 1] (a channel-gain decoder), else its sigmoid
 function runLayers(layers, z) {
-  let x = Float64Array.from(z), shape = [x.length];
+  let x = Float64Array.from(z), shape = [x.length], clip = false;
   for (const L of layers) {
     if (L.op === "linear") {
       const y = new Float64Array(L.out);
@@ -89,17 +90,31 @@ function runLayers(layers, z) {
         }
       }
       x = y; shape = [cout, ho, wo];
+    } else if (L.op === "gain") {
+      // channel c times 1 + (W z + b)[c], z the decoder's input (vae_core.models' channel-gain head)
+      const hw = x.length / L.out;
+      for (let c = 0; c < L.out; c++) {
+        let g = 1 + L.b[c];
+        for (let i = 0; i < L.in; i++) g += L.w[c * L.in + i] * z[i];
+        for (let j = c * hw; j < (c + 1) * hw; j++) x[j] *= g;
+      }
+    } else if (L.op === "pixels") {
+      clip = L.mean === "clip";
     }
   }
-  return { c: shape[0], h: shape[1], w: shape[2], x };
+  return { c: shape[0], h: shape[1], w: shape[2], x, clip };
 }
 
 // uint8 pixels exactly as vae_core.images.decode makes them: round(255 * sigmoid(logit)),
-// channel-major (c = 1 grey, 3 colour)
+// or round(255 * clip(output, 0, 1)) for a channel-gain decoder; channel-major (c = 1 grey, 3 colour)
 function decodePixels(hash, z) {
   const out = runLayers(window.__vaeDecoders[hash], z);
   const px = new Uint8Array(out.c * out.h * out.w);
-  for (let i = 0; i < px.length; i++) px[i] = Math.round(255 / (1 + Math.exp(-out.x[i])));
+  if (out.clip) {
+    for (let i = 0; i < px.length; i++) px[i] = Math.round(255 * Math.min(1, Math.max(0, out.x[i])));
+  } else {
+    for (let i = 0; i < px.length; i++) px[i] = Math.round(255 / (1 + Math.exp(-out.x[i])));
+  }
   return { c: out.c, h: out.h, w: out.w, px };
 }
 

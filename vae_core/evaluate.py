@@ -122,12 +122,12 @@ def decoder_log_lik(model, x: torch.Tensor):
     """log_lik for iwae_log_likelihood: z (S, B, D) -> log p(x|z) (S, B) under the model's
     decoder (Bernoulli, or Gaussian with its learned sigma), for images x (B, C, H, W) in [0, 1]."""
     flat = x.flatten(1)
-    log_sigma = _log_sigma(model)
+    log_sigma, link = _log_sigma(model), _link(model)
 
     def log_lik(z):
         s, b, d = z.shape
         logits = model.decode(z.reshape(s * b, d)).float().reshape(s * b, -1)
-        return -recon_nll(logits, flat.repeat(s, 1), log_sigma).reshape(s, b)
+        return -recon_nll(logits, flat.repeat(s, 1), log_sigma, link).reshape(s, b)
     return log_lik
 
 
@@ -138,6 +138,11 @@ def _log_sigma(model):
     get = getattr(model, "decoder_log_sigma", None)
     ls = get() if get else None
     return None if ls is None else ls.float()
+
+
+def _link(model) -> str:
+    """How the model's Gaussian decoder output is its mean (models.py's decoder_mean)."""
+    return getattr(getattr(model, "config", None), "decoder_mean", "sigmoid")
 
 
 def mutual_information(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None,
@@ -178,7 +183,7 @@ def evaluate_model(model, images_u8: torch.Tensor, *, iw_samples: int = 100, see
     model = cpu_fast_layout(model, device, keep_original=True)  # the caller's (the app's cached) model stays as is
     g = torch.Generator(device=device).manual_seed(seed)
     variational = model.variational
-    log_sigma = _log_sigma(model)
+    log_sigma, link = _log_sigma(model), _link(model)
 
     mus, logvars, recon, recon_shuf, kls, se = [], [], [], [], [], []
     for i in range(0, n, batch_size):
@@ -186,10 +191,10 @@ def evaluate_model(model, images_u8: torch.Tensor, *, iw_samples: int = 100, see
         mu, logvar = model.encode(x)
         mu = mu.float()
         z = mu if logvar is None else mu + torch.exp(0.5 * logvar.float()) * torch.randn(mu.shape, generator=g, device=device)
-        recon.append(recon_nll(model.decode(z).float(), x, log_sigma))
+        recon.append(recon_nll(model.decode(z).float(), x, log_sigma, link))
         # another image's z: a fixed derangement (roll by one) within the batch
-        recon_shuf.append(recon_nll(model.decode(z.roll(1, 0)).float(), x, log_sigma))
-        se.append((torch.sigmoid(model.decode(mu).float()) - x).pow(2).flatten(1).mean(1))
+        recon_shuf.append(recon_nll(model.decode(z.roll(1, 0)).float(), x, log_sigma, link))
+        se.append((model.pixels(model.decode(mu).float()) - x).pow(2).flatten(1).mean(1))
         mus.append(mu)
         if variational:
             logvars.append(logvar.float())

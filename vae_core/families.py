@@ -69,11 +69,12 @@ class Batch:
     log_sigma: torch.Tensor | None = None  # Gaussian decoder's log sigma; None for Bernoulli
     dataset_size: int = 1           # N: beta-TCVAE's estimator of q(z) weighs the batch with it
     aux: nn.Module | None = None    # FactorVAE's discriminator
+    link: str = "sigmoid"           # how a Gaussian decoder's output is its mean (decoder_mean)
 
 
 def _elbo_terms(b: Batch) -> tuple[torch.Tensor, torch.Tensor]:
     """recon (per-image NLL, batch mean) and the analytic KL per dimension (batch mean, (D,))."""
-    return recon_nll(b.logits, b.target, b.log_sigma).mean(), kl_per_dim(b.mu, b.logvar).mean(0)
+    return recon_nll(b.logits, b.target, b.log_sigma, b.link).mean(), kl_per_dim(b.mu, b.logvar).mean(0)
 
 
 def _terms(loss, recon, kl_dims, **extra) -> dict:
@@ -88,7 +89,8 @@ def elbo_objective(b: Batch, hp: dict) -> dict:
     """beta-VAE with free bits and capacity (losses.vae_loss); the training loop fills hp with
     this step's scheduled beta and capacity. An autoencoder (logvar None) gets recon alone."""
     return vae_loss(b.logits, b.target, b.mu, b.logvar, beta=hp.get("beta", 1.0),
-                    free_bits=hp.get("free_bits", 0.0), capacity=hp.get("capacity"), log_sigma=b.log_sigma)
+                    free_bits=hp.get("free_bits", 0.0), capacity=hp.get("capacity"), log_sigma=b.log_sigma,
+                    link=b.link)
 
 
 # ---------------------------------------------------------------- beta-TCVAE
@@ -350,7 +352,7 @@ def delta_vae_objective(b: Batch, hp: dict) -> dict:
 
 def _no_kl(b: Batch) -> tuple[torch.Tensor, torch.Tensor]:
     """recon, and a KL of zero per dimension: a deterministic code has no posterior to compare."""
-    return recon_nll(b.logits, b.target, b.log_sigma).mean(), torch.zeros(b.mu.shape[1], device=b.mu.device)
+    return recon_nll(b.logits, b.target, b.log_sigma, b.link).mean(), torch.zeros(b.mu.shape[1], device=b.mu.device)
 
 
 def vq_vae_objective(b: Batch, hp: dict) -> dict:

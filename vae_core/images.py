@@ -1,7 +1,8 @@
 """Turning latents into pictures: decode, grids, upscaled PNGs.
 
 Decoders return logits; sigmoid happens here, at display time (for a Gaussian
-decoder too: sigmoid(logits) is its mean). Images leave this module in display
+decoder too: sigmoid(logits) is its mean; a channel-gain decoder's output is its mean,
+clipped to [0, 1]: model.pixels). Images leave this module in display
 layout, as uint8 numpy arrays (H, W) for grey models, exactly as before issue 13,
 and (H, W, 3) for colour ones (stacks: (N, H, W) / (N, H, W, 3)), or as PNG bytes,
 ready for Streamlit. Inside, models and datasets are NCHW; to_display converts.
@@ -41,7 +42,7 @@ def decode(model, z) -> np.ndarray:
     if z_t.shape[1] != model.latent_dim:
         raise VaeError(f"z has {z_t.shape[1]} dimensions but the model's latent space has {model.latent_dim}.")
     device = next(model.parameters()).device
-    probs = torch.sigmoid(model.decode(z_t.to(device)).float()).cpu()
+    probs = model.pixels(model.decode(z_t.to(device)).float()).cpu()
     out = to_display((probs * 255).round().to(torch.uint8))
     return out[0] if single else out
 

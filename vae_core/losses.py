@@ -18,7 +18,8 @@ The NLL is the decoder's likelihood, in nats per image:
              moves by ~lr a step, so for the first thousands of steps the KL term
              dominates). The model keeps the optimum over the last epoch for
              evaluation. It is a density on [0, 1]^D, so it can be negative once
-             sigma is small.
+             sigma is small. link "channel-gain" (models.py's decoder_mean): the
+             output is the mean itself, N(x; output, sigma^2), no sigmoid.
 
 Knobs against posterior collapse:
   free bits (Kingma et al. 2016)  each latent dimension's batch-mean KL is floored
@@ -49,32 +50,42 @@ def recon_bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 LOG_2PI = math.log(2 * math.pi)
 
 
-def recon_gaussian(logits: torch.Tensor, target: torch.Tensor, log_sigma: torch.Tensor) -> torch.Tensor:
+def gaussian_mean(out: torch.Tensor, link: str = "sigmoid") -> torch.Tensor:
+    """The Gaussian decoder's mean: sigmoid(out), or out itself for the channel-gain link."""
+    return torch.sigmoid(out) if link == "sigmoid" else out
+
+
+def recon_gaussian(logits: torch.Tensor, target: torch.Tensor, log_sigma: torch.Tensor,
+                   link: str = "sigmoid") -> torch.Tensor:
     """Gaussian negative log-likelihood per image, summed over pixels: shape (B,).
 
-    The mean is sigmoid(logits), so every decoder's output reads as a picture the same
-    way; log_sigma is one scalar shared by all pixels (sigma-VAE, Rybkin et al. 2021).
+    The mean is sigmoid(logits) (link "sigmoid"), so every decoder's output reads as a
+    picture the same way, or the output itself (link "channel-gain"); log_sigma is one
+    scalar shared by all pixels (sigma-VAE, Rybkin et al. 2021).
     """
-    mean = torch.sigmoid(logits)
+    mean = gaussian_mean(logits, link)
     sq = (target - mean).pow(2).flatten(1)
     d = sq.shape[1]
     return 0.5 * sq.sum(1) * torch.exp(-2 * log_sigma) + d * (log_sigma + 0.5 * LOG_2PI)
 
 
-def optimal_log_sigma(logits: torch.Tensor, target: torch.Tensor, floor: float = -6.0) -> torch.Tensor:
+def optimal_log_sigma(logits: torch.Tensor, target: torch.Tensor, floor: float = -6.0,
+                      link: str = "sigmoid") -> torch.Tensor:
     """The sigma-VAE's analytic optimum for a batch: log sqrt(mean squared error per pixel),
     detached (a statistic of the batch, not a path for gradients) and floored so a perfect
     reconstruction of flat images does not send the NLL to minus infinity."""
-    mse = (torch.sigmoid(logits.detach()) - target).pow(2).mean()
+    mse = (gaussian_mean(logits.detach(), link) - target).pow(2).mean()
     return (0.5 * torch.log(mse.clamp(min=1e-30))).clamp(min=floor)
 
 
-def recon_nll(logits: torch.Tensor, target: torch.Tensor, log_sigma: torch.Tensor | None = None) -> torch.Tensor:
+def recon_nll(logits: torch.Tensor, target: torch.Tensor, log_sigma: torch.Tensor | None = None,
+              link: str = "sigmoid") -> torch.Tensor:
     """The decoder's negative log-likelihood per image (B,): Bernoulli when log_sigma is
-    None (what every model before issue 13 uses), Gaussian with that log sigma otherwise."""
+    None (what every model before issue 13 uses), Gaussian with that log sigma otherwise
+    (link: the model's decoder_mean)."""
     if log_sigma is None:
         return recon_bce(logits, target)
-    return recon_gaussian(logits, target, log_sigma)
+    return recon_gaussian(logits, target, log_sigma, link)
 
 
 def kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -113,16 +124,17 @@ def capacity_at(capacity_max: float | None, epoch: float, capacity_epochs: float
 
 
 def vae_loss(logits, target, mu, logvar, beta: float = 1.0, free_bits: float = 0.0,
-             capacity: float | None = None, log_sigma: torch.Tensor | None = None) -> dict:
+             capacity: float | None = None, log_sigma: torch.Tensor | None = None, link: str = "sigmoid") -> dict:
     """Per-sample loss and every term, as tensors.
 
     log_sigma: the Gaussian decoder's (model.decoder_log_sigma()); None for Bernoulli.
+    link: the model's decoder_mean (how a Gaussian decoder's output is its mean).
 
     Returns loss (what is minimised), recon, kl (the true KL, not floored),
     kl_per_dim (batch mean, shape (D,)) and kl_term (what beta multiplies).
     For an autoencoder (logvar None) the loss is the reconstruction alone.
     """
-    recon = recon_nll(logits, target, log_sigma).mean()
+    recon = recon_nll(logits, target, log_sigma, link).mean()
     if logvar is None:
         zero = recon.new_zeros(())
         return {"loss": recon, "recon": recon, "kl": zero, "kl_term": zero,

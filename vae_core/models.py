@@ -2,8 +2,8 @@
 
 One interface for all of them:
     encode(x)  -> (mu, logvar)     AEs return (z, None)
-    decode(z)  -> logits           sigmoid only at display time
-    forward(x) -> (logits, mu, logvar, z)   VAEs sample z = mu + sigma*eps
+    decode(z)  -> the decoder's output: logits (pixels(out) is the picture)
+    forward(x) -> (output, mu, logvar, z)   VAEs sample z = mu + sigma*eps
 Images are float (B, C, H, W) in [0,1], C in {1, 3}, H = W = the config's image_size
 (1x28x28 unless the config says otherwise: every checkpoint written before shapes
 existed is a 1x28x28 model).
@@ -23,7 +23,17 @@ Likelihood: "bernoulli" decodes logits of pixel probabilities (BCE on [0, 1]
 targets); "gaussian" decodes logits whose sigmoid is the mean of N(mean, sigma^2)
 per pixel, with one log sigma shared by all pixels, set to its analytic optimum
 (the "optimal sigma-VAE" of Rybkin et al. 2021; see losses.py). Either way
-sigmoid(decode(z)) is the picture.
+sigmoid(decode(z)) is the picture, unless the decoder mean below says otherwise:
+model.pixels(decode(z)) is the picture in every case.
+
+Decoder mean (decoder_mean, Gaussian decoders only): "channel-gain" multiplies the
+decoder's output by (1 + W z + b), one gain per colour channel computed from z, and takes
+the product as the mean itself, no sigmoid (clipped to [0, 1] only for display). Why: a
+sprite's hue is a per-channel gain times a shape mask. Through a sigmoid decoder that
+product is a saddle: the decoder only builds it once z carries the hue, and z only carries
+it once the decoder uses it, so color-sprites models kept brightness and lost hue (hue
+correlation 0.03 after 1.44M images). With the gain and a linear mean the same network
+learns hue in 60,000 images (0.98; benchmarks/colour_fidelity.py).
 
 Family (families.py): the objective a conv-vae was trained with. It leaves the network
 alone, with three exceptions: delta-vae caps each posterior variance (see encode), so its
@@ -45,6 +55,7 @@ from vae_core.quantizers import MAX_CODEBOOK, build_quantizer, parse_levels
 
 MODEL_KINDS = ("conv-vae", "conv-ae", "linear-vae", "linear-ae")
 LIKELIHOODS = ("bernoulli", "gaussian")
+DECODER_MEANS = ("sigmoid", "channel-gain")
 IMAGE_CHANNELS = (1, 3)
 MAX_IMAGE_SIZE = 1024  # a 1024x1024 colour batch of 128 is 1.6 GB of floats: far past useful here
 MIN_LOG_SIGMA = -6.0   # sigma >= 0.0025 (under a grey level): keeps the Gaussian NLL finite on flat images
@@ -82,6 +93,9 @@ class ModelConfig:
     image_channels: int = 1
     image_size: int = 28
     likelihood: str = "bernoulli"
+    # How the decoder's output becomes pixel means (see the module docstring); written to
+    # config.json only when not "sigmoid", so every earlier folder reads unchanged.
+    decoder_mean: str = "sigmoid"
     # The training objective (a key of families.FAMILIES) and delta-vae's committed rate in
     # nats per dimension. Written to config.json only when not the defaults.
     family: str = "vae"
@@ -112,6 +126,11 @@ class ModelConfig:
             raise VaeError(f"Image size must be a whole number from 4 to {MAX_IMAGE_SIZE}, got {self.image_size!r}.")
         if self.likelihood not in LIKELIHOODS:
             raise VaeError(f"Unknown likelihood {self.likelihood!r}: choose one of {', '.join(LIKELIHOODS)}.")
+        if self.decoder_mean not in DECODER_MEANS:
+            raise VaeError(f"Unknown decoder mean {self.decoder_mean!r}: choose one of {', '.join(DECODER_MEANS)}.")
+        if self.decoder_mean == "channel-gain" and self.likelihood != "gaussian":
+            raise VaeError("The channel-gain decoder mean needs the Gaussian likelihood (--likelihood gaussian): "
+                           "a Bernoulli decoder's output is logits.")
         if self.kind.startswith("conv"):
             conv_depth(self.image_size)
         if not isinstance(self.family, str) or self.family not in FAMILIES:
@@ -167,6 +186,8 @@ class ModelConfig:
         d["channels"] = list(self.channels)
         if self.family == "vae":  # today's objective: the config reads exactly as before families
             del d["family"]
+        if self.decoder_mean == "sigmoid":
+            del d["decoder_mean"]
         for k in ("delta", "levels", "codebook_size", "code_dim"):
             if d[k] is None:
                 del d[k]
@@ -288,6 +309,8 @@ class AutoEncoder(nn.Module):
         # attribute exists only for them, so other models' state dicts are what they were.
         if (quantizer := build_quantizer(cfg)) is not None:
             self.quantizer = quantizer
+        if cfg.decoder_mean == "channel-gain":  # the gain per colour channel, from z
+            self.gain = nn.Linear(cfg.latent_dim, cfg.image_channels)
 
     @property
     def latent_dim(self) -> int:
@@ -335,7 +358,18 @@ class AutoEncoder(nn.Module):
     def decode(self, z):
         if self.discrete:  # any z decodes as its nearest grid point or codes
             z = self.quantizer.snap(z)
-        return self.decoder(z)
+        return self._head(self.decoder(z), z)
+
+    def _head(self, out, z):
+        if self.config.decoder_mean != "channel-gain":
+            return out
+        return out * (1 + self.gain(z)).view(-1, out.shape[1], 1, 1)
+
+    def pixels(self, out):
+        """The picture of a decoder output: pixel means in [0, 1]."""
+        if self.config.decoder_mean == "channel-gain":
+            return out.clamp(0, 1)
+        return torch.sigmoid(out)
 
     def forward(self, x):
         mu, logvar = self.encode(x)
@@ -343,7 +377,7 @@ class AutoEncoder(nn.Module):
             z = self.quantizer(mu)  # nearest codes, straight-through; trains the codebook's EMA
         else:
             z = mu if logvar is None else mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
-        return self.decoder(z), mu, logvar, z
+        return self._head(self.decoder(z), z), mu, logvar, z
 
 
 # The four names of the AE-vs-VAE comparison; each is the same class with a fixed kind.

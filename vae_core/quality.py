@@ -131,7 +131,7 @@ FID_KEYS = tuple(f"fid_{col}" for col in COLUMNS)  # only with --fid-weights: In
 def _images_of(model, z: np.ndarray, batch: int = 1000) -> torch.Tensor:
     """The decoder's pixel means (N, C, H, W) in [0, 1] for z (N, D): what evaluate scores."""
     z_t = torch.as_tensor(np.asarray(z, np.float32))
-    return torch.cat([torch.sigmoid(model.decode(z_t[i:i + batch]).float()) for i in range(0, len(z_t), batch)])
+    return torch.cat([model.pixels(model.decode(z_t[i:i + batch]).float()) for i in range(0, len(z_t), batch)])
 
 
 def quality_classifier(ckpt):

@@ -55,9 +55,9 @@ from vae_core.data import (BINARIZE_CHOICES, CHANNEL_CHOICES, LazyImages, binari
 from vae_core.device import DEVICE_CHOICES, cpu_fast_layout, describe_device, resolve_device
 from vae_core.files import atomic_write_bytes, atomic_write_json
 from vae_core.families import FAMILIES, FAMILY_MODELS, Batch, family_flags, resolve_params
-from vae_core.losses import (BETA_SCHEDULES, active_units, beta_at, capacity_at, check_finite, optimal_log_sigma,
-                             vae_loss)
-from vae_core.models import LIKELIHOODS, MAX_IMAGE_SIZE, MIN_LOG_SIGMA, MODEL_KINDS, AutoEncoder, ModelConfig, build_model
+from vae_core.losses import (BETA_SCHEDULES, active_units, beta_at, capacity_at, check_finite, gaussian_mean,
+                             optimal_log_sigma, vae_loss)
+from vae_core.models import DECODER_MEANS, LIKELIHOODS, MAX_IMAGE_SIZE, MIN_LOG_SIGMA, MODEL_KINDS, AutoEncoder, ModelConfig, build_model
 from vae_core.quantizers import parse_levels
 
 LR_SCHEDULES = ("constant", "cosine")
@@ -96,6 +96,7 @@ class TrainConfig:
     test_limit: int | None = None      # first N test images for per-epoch evaluation
     binarize: str = "none"
     likelihood: str = "auto"           # auto: bernoulli for grey data, gaussian (sigma-VAE) for colour
+    decoder_mean: str = "auto"         # auto: channel-gain for colour Gaussian models, else sigmoid
     image_size: int | None = None      # None: the dataset's own (a folder: 28 grey, 64 colour)
     channels: str = "auto"             # auto (the dataset's own), "1" or "3"
     out: str = "runs/run"
@@ -134,6 +135,8 @@ class TrainConfig:
             (self.binarize in BINARIZE_CHOICES, f"--binarize must be one of {', '.join(BINARIZE_CHOICES)} (got {self.binarize!r})."),
             (self.likelihood in ("auto", *LIKELIHOODS),
              f"--likelihood must be auto, {' or '.join(LIKELIHOODS)} (got {self.likelihood!r})."),
+            (self.decoder_mean in ("auto", *DECODER_MEANS),
+             f"--decoder-mean must be auto, {' or '.join(DECODER_MEANS)} (got {self.decoder_mean!r})."),
             (self.image_size is None or (isinstance(self.image_size, int) and 4 <= self.image_size <= MAX_IMAGE_SIZE),
              f"--image-size must be a whole number from 4 to {MAX_IMAGE_SIZE} (got {self.image_size!r})."),
             (str(self.channels) in CHANNEL_CHOICES, f"--channels must be auto, 1 or 3 (got {self.channels!r})."),
@@ -175,6 +178,14 @@ class TrainConfig:
             return self.likelihood
         return "gaussian" if image_channels == 3 else "bernoulli"
 
+    def resolved_decoder_mean(self, image_channels: int) -> str:
+        # auto: colour Gaussian models get the channel-gain head, which learns hue where the
+        # sigmoid mean keeps only brightness (models.py); everything else keeps the sigmoid
+        if self.decoder_mean != "auto":
+            return self.decoder_mean
+        colour_gaussian = image_channels == 3 and self.resolved_likelihood(image_channels) == "gaussian"
+        return "channel-gain" if colour_gaussian else "sigmoid"
+
     def model_config(self, image_shape: tuple[int, int, int] = (1, 28, 28)) -> ModelConfig:
         """The model for data of image_shape (C, H, W); the default is MNIST's."""
         c, h, w = image_shape
@@ -187,6 +198,7 @@ class TrainConfig:
                            batchnorm=self.batchnorm, hidden=self.hidden,
                            channels=_conv_channels(self.conv_channels) or (32, 64),
                            image_channels=c, image_size=h, likelihood=self.resolved_likelihood(c),
+                           decoder_mean=self.resolved_decoder_mean(c),
                            family=self.family, delta=hp.get("delta"), levels=levels,
                            codebook_size=hp.get("codebook_size"), code_dim=hp.get("code_dim"))
 
@@ -196,6 +208,8 @@ class TrainConfig:
         d = asdict(self)
         if self.target_kl is None:  # only --free-bits auto has one: other runs' configs read as before
             del d["target_kl"]
+        if self.decoder_mean == "auto":  # the resolved head is in the model section
+            del d["decoder_mean"]
         if self.family == "vae" and not self.family_params:
             del d["family_params"]
         else:
@@ -286,8 +300,8 @@ def evaluate_loss(model: AutoEncoder, images_u8: torch.Tensor, batch_size: int =
         else:
             eps = torch.randn(mu.shape, generator=g, device=device)
             z = mu + eps * torch.exp(0.5 * logvar)
-        terms = vae_loss(model.decode(z).float(), x, mu.float(),
-                         None if logvar is None else logvar.float(), beta=beta, log_sigma=log_sigma)
+        terms = vae_loss(model.decode(z).float(), x, mu.float(), None if logvar is None else logvar.float(),
+                         beta=beta, log_sigma=log_sigma, link=model.config.decoder_mean)
         b = x.shape[0]
         for k in sums:
             sums[k] += float(terms[k]) * b
@@ -320,11 +334,11 @@ def write_grids(model: AutoEncoder, out: Path, epoch: int, test_u8: torch.Tensor
     model.eval()
     x = to_float(test_u8[:16], device)
     mu, _ = model.encode(x)
-    recon = torch.sigmoid(model.decode(mu).float())
+    recon = model.pixels(model.decode(mu).float())
     save_grid_png(out / "grids" / f"recon_e{epoch:03d}.png", torch.cat([x, recon]), nrow=16)
     g = torch.Generator(device="cpu").manual_seed(0)  # the same prior draws every epoch
     z = torch.randn(64, model.latent_dim, generator=g).to(device)
-    save_grid_png(out / "grids" / f"prior_e{epoch:03d}.png", torch.sigmoid(model.decode(z).float()), nrow=8)
+    save_grid_png(out / "grids" / f"prior_e{epoch:03d}.png", model.pixels(model.decode(z).float()), nrow=8)
     model.train(was_training)
 
 
@@ -401,6 +415,7 @@ def train(cfg: TrainConfig, command: str | None = None, progress: bool = True,
 
     model_config = cfg.model_config(shape)
     gaussian = model_config.likelihood == "gaussian"
+    link = model_config.decoder_mean
     family = FAMILIES[cfg.family]
     hp = cfg.family_hparams()
     model = build_model(model_config).to(device)
@@ -436,7 +451,8 @@ def train(cfg: TrainConfig, command: str | None = None, progress: bool = True,
         ranks = (f"; {group.world} processes (torchrun, {'NCCL' if device.type == 'cuda' else 'gloo'}), global batch "
                  f"{group.world} x {cfg.batch_size} = {global_batch}" if group.world > 1 else "")
         print(f"training {cfg.model} z={cfg.latent_dim} on {cfg.dataset} ({n} images of "
-              f"{'x'.join(map(str, shape))}, {model_config.likelihood} decoder) "
+              f"{'x'.join(map(str, shape))}, {model_config.likelihood} decoder"
+              f"{', channel-gain mean' if link == 'channel-gain' else ''}) "
               f"on {describe_device(device)}{' with bf16 autocast' if bf16 else ''}{ranks}", file=sys.stderr)
 
     if group.world > 1:  # every network is built (the same on every rank): now each rank its own noise
@@ -470,10 +486,10 @@ def train(cfg: TrainConfig, command: str | None = None, progress: bool = True,
                 logits, mu, logvar, z = step_fn(target if cfg.binarize != "none" else x)
             log_sigma = None
             if gaussian:  # this batch's optimal sigma (sigma-VAE); its square error feeds the epoch's
-                log_sigma = optimal_log_sigma(logits.float(), target, MIN_LOG_SIGMA)
-                sq_err += (torch.sigmoid(logits.detach().float()) - target).pow(2).sum()
+                log_sigma = optimal_log_sigma(logits.float(), target, MIN_LOG_SIGMA, link)
+                sq_err += (gaussian_mean(logits.detach().float(), link) - target).pow(2).sum()
             batch = Batch(logits.float(), target, mu.float(), None if logvar is None else logvar.float(),
-                          z.float(), log_sigma=log_sigma, dataset_size=n, aux=aux)
+                          z.float(), log_sigma=log_sigma, link=link, dataset_size=n, aux=aux)
             # the plain objective takes this step's scheduled beta and capacity; a family its own flags
             step_hp = {"beta": beta, "free_bits": free_bits, "capacity": capacity} if family.name == "vae" else hp
             terms = family.objective(batch, step_hp)
@@ -608,6 +624,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--binarize", default=d.binarize, help="none, dynamic or static")
     p.add_argument("--likelihood", default=d.likelihood, help="decoder likelihood: auto (bernoulli for grey data, "
                    "gaussian for colour), bernoulli (BCE) or gaussian (learned sigma, the sigma-VAE)")
+    p.add_argument("--decoder-mean", default=d.decoder_mean, help="how a Gaussian decoder's output becomes "
+                   "its mean: auto (channel-gain for colour, else sigmoid), sigmoid, or channel-gain (the output "
+                   "times a per-channel gain from z, no sigmoid: learns hue, see models.py)")
     p.add_argument("--image-size", type=int, default=None, help="resize the square images to this size "
                    "(default: the dataset's own; a folder: 28 grey, 64 colour)")
     p.add_argument("--channels", default=d.channels, help="auto (the dataset's own), 1 (grey) or 3 (colour)")

@@ -9,7 +9,10 @@ layers with float32 weights, packed by decoder_blob into one binary file that th
 browser fetches after the page has drawn; ui/latent_explorer.js runs that list.
 
 Only what the decoders are made of is supported: Linear, LeakyReLU,
-ConvTranspose2d and the reshape between the fc part and the convolutions.
+ConvTranspose2d and the reshape between the fc part and the convolutions, and the
+channel-gain head (models.py): a "gain" layer multiplies each output channel by
+1 + (W z + b)[c], z being the decoder's input, and a last "pixels" entry says the picture
+is the output clipped to [0, 1] rather than its sigmoid.
 Anything else raises VaeError and the explorer shows the server's pictures instead.
 
 Shapes: models of any size, depth and channel count are exported (the browser's loop
@@ -70,16 +73,20 @@ def decoder_layers(model) -> list[dict]:
         layers.append({"op": "reshape", "shape": list(dec.shape)})
     else:
         raise VaeError(f"The browser decoder does not handle {type(dec).__name__}.")
+    if model.config.decoder_mean == "channel-gain":
+        g = model.gain
+        layers.append({"op": "gain", "in": g.in_features, "out": g.out_features, "w": _f32(g.weight), "b": _f32(g.bias)})
+        layers.append({"op": "pixels", "mean": "clip"})
     return layers
 
 
 def run_layers(layers: list[dict], z) -> np.ndarray:
-    """A NumPy twin of the browser's loop (same layout, same order): logits (C, H, W).
+    """A NumPy twin of the browser's loop (same layout, same order): the output (C, H, W).
 
     It pins down the layer format in unit tests; the browser test checks the
     JavaScript against PyTorch itself.
     """
-    x = np.asarray(z, dtype=np.float64).ravel()
+    x = z0 = np.asarray(z, dtype=np.float64).ravel()
     for L in layers:
         op = L["op"]
         w = np.frombuffer(base64.b64decode(L["w"]), "<f4").astype(np.float64) if "w" in L else None
@@ -101,6 +108,10 @@ def run_layers(layers: list[dict], z) -> np.ndarray:
                     contrib = np.einsum("chw,co->ohw", x, wk[:, :, ky, kx])
                     full[:, ky:ky + (h - 1) * s + 1:s, kx:kx + (wd - 1) * s + 1:s] += contrib
             x = full[:, p:p + ho, p:p + wo] + b[:, None, None]
+        elif op == "gain":
+            x = x * (1 + w.reshape(L["out"], L["in"]) @ z0 + b)[:, None, None]
+        elif op == "pixels":
+            pass  # how the browser turns the output into pixels; the output itself is unchanged
         else:
             raise VaeError(f"Unknown layer {op!r}.")
     return x
