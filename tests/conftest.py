@@ -14,6 +14,19 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     # Set before anything imports torch (conftest is imported before the test modules).
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = "1"
+if not os.environ.get("VAE_CACHE_DIR"):
+    # Every test process reads the shipped latent caches from its own copy (12 MB), so that
+    # nothing (an AppTest page that finds its map stale, say) can write into the tracked cache/
+    # folder. Seen: a map page, handed latents another test had encoded on a CPU whose last bits
+    # differ from the shipped ones, rebuilt and rewrote a shipped map. Tests that need a cache
+    # of their own still set VAE_CACHE_DIR (cache_root, server).
+    import atexit
+    import shutil
+    import tempfile
+    _cache_copy = Path(tempfile.mkdtemp(prefix="vae-test-cache-"))
+    atexit.register(shutil.rmtree, _cache_copy, ignore_errors=True)
+    shutil.copytree(REPO / "cache", _cache_copy / "cache")
+    os.environ["VAE_CACHE_DIR"] = str(_cache_copy / "cache")
 
 
 def _data_root() -> Path:
