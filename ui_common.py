@@ -36,6 +36,8 @@ def plain(text) -> str:
 
 
 Z_RANGE = 4.0  # sliders span [-4, 4]: the prior's +-4 sigma
+Z_SPILL = 0.05  # share of a model's test means past ±4 that widens its slider range (z_range_of)
+Z_RANGE_MAX = 16.0  # the widest slider range z_range_of gives a continuous model
 DISPLAY = 460  # px: the largest side of the scatter's plot area and of the decoded image (the same)
 
 
@@ -114,15 +116,29 @@ def latents_or_build(ckpt, split: str = "test"):
         return None
     bar.empty()
     get_cached_latents.clear()
-    return get_cached_latents(ckpt.hash, split)
+    got = get_cached_latents(ckpt.hash, split)
+    if split == "test" and got is not None:  # the model's slider range can follow its means now
+        st.session_state["z_range"] = z_range_of(ckpt.model, got[0])
+    return got
 
 
-def z_range_of(model) -> float:
-    """The bound on |z| of the sliders, links and set_z: the prior's ±4σ, except for a VQ-VAE,
-    whose z is the encoder's unbounded output. Its codebook vectors may lie beyond 4, and a picked
-    code clipped to ±4 would snap to another code, so its bound covers the codebook (to 0.5)."""
-    if getattr(model, "discrete", None) == "vq":
+def z_range_of(model, mu=None) -> float:
+    """The bound on |z| of the sliders, links and set_z: the prior's ±4σ, with two exceptions.
+
+    A VQ-VAE's z is the encoder's unbounded output. Its codebook vectors may lie beyond 4, and a
+    picked code clipped to ±4 would snap to another code, so its bound covers the codebook (to 0.5).
+    A continuous model whose test means (mu, the latent cache, when there is one) spill past ±4 in
+    more than Z_SPILL of the points gets a bound that covers them all (to 0.5, at most Z_RANGE_MAX):
+    color-sprites-z10 has 24 % of its means there, and a clicked point or its link was clipped to a
+    z that is not the point's. Models that stay inside (every other shipped one: 2.3 % at most)
+    keep ±4 and its slider steps."""
+    discrete = getattr(model, "discrete", None)
+    if discrete == "vq":
         return max(Z_RANGE, math.ceil(2 * float(model.quantizer.codebook.abs().max())) / 2)
+    if discrete is None and mu is not None and len(mu):
+        reach = np.abs(np.asarray(mu, dtype=np.float64)).max(1)
+        if float((reach > Z_RANGE).mean()) > Z_SPILL:
+            return min(Z_RANGE_MAX, max(Z_RANGE, math.ceil(2 * float(reach.max())) / 2))
     return Z_RANGE
 
 
@@ -206,7 +222,9 @@ def sidebar_model_picker() -> ModelEntry | None:
                            f"{m.get('active_units')}/{entry.latent_dim} active units · details on Compare")
     if st.session_state.get("model_key") != key:
         # a new model: take z from the URL on first load (a copied link), else start at 0
-        st.session_state["z_range"] = z_range_of(ck.model) if ck is not None else Z_RANGE
+        cached = get_cached_latents(ck.hash, "test") if ck is not None else None
+        st.session_state["z_range"] = (z_range_of(ck.model, None if cached is None else cached[0])
+                                       if ck is not None else Z_RANGE)
         z, notice = (parse_z(st.query_params.get("z"), entry.latent_dim, z_limit())
                      if "model_key" not in st.session_state else (None, None))
         st.session_state["model_key"] = key

@@ -144,6 +144,38 @@ def test_a_bad_z_in_a_link_is_a_notice_not_silent_zeros(z, notice, expect):
     assert at.session_state["z"] == expect
 
 
+def test_a_model_whose_means_spill_past_four_gets_sliders_that_reach_them():
+    """color-sprites-z10 has 24 % of its test means beyond ±4: a link to such a point keeps its z
+    whole (it used to be clipped to a z that is not the point's) and the sliders reach every test
+    mean; mnist-z2 (2.3 % beyond) keeps ±4, and its out-of-range link is still clipped."""
+    from vae_core.latents import load_cached_latents
+    ck = load_checkpoint(REPO / "checkpoints" / "color-sprites-z10")
+    mu = load_cached_latents(ck.hash, "test", REPO / "cache").mu
+    reach = np.abs(mu).max(1)
+    assert (reach > 4).mean() > 0.2
+    far = mu[int(np.argmax(reach))]  # the test mean farthest out (6.5 in one coordinate)
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT)
+    at.query_params["model"] = "color-sprites-z10"
+    at.query_params["z"] = ",".join(f"{v:.3f}" for v in far)
+    at.run()
+    at.switch_page("pages/explore.py").run()
+    no_errors(at)
+    assert not any("clipped" in w.value for w in at.sidebar.warning)
+    data = explorer_data(at)
+    limit = np.ceil(2 * reach.max()) / 2
+    assert data["zmax"] == limit > 6 and all((sl["lo"], sl["hi"]) == (-limit, limit) for sl in data["sliders"])
+    z = np.asarray(at.session_state["z"], np.float32)
+    assert np.abs(z - far).max() < 1e-3 and np.abs(z).max() > 6
+    # the picture is the point's: this z decoded, not a clipped one
+    assert np.abs(data_pixels(data).astype(int) - decode(ck.model, z).astype(int)).max() <= 1
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT)
+    at.query_params["model"] = "mnist-z2"
+    at.query_params["z"] = "5.5,-1"
+    at.run()
+    at.switch_page("pages/explore.py").run()
+    assert explorer_data(at)["zmax"] == 4 and at.session_state["z"] == [4.0, -1.0]
+
+
 def test_an_unknown_model_in_the_link_falls_back_with_a_warning():
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT)
     at.query_params["model"] = "no-such-model"
