@@ -38,6 +38,7 @@ def plain(text) -> str:
 Z_RANGE = 4.0  # sliders span [-4, 4]: the prior's +-4 sigma
 Z_SPILL = 0.05  # share of a model's test means past ±4 that widens its slider range (z_range_of)
 Z_RANGE_MAX = 16.0  # the widest slider range z_range_of gives a continuous model
+Z_OFF_CENTRE = 1.0  # a test-mean centre this far from 0 (in σ) is where the model opens (start_z)
 DISPLAY = 460  # px: the largest side of the scatter's plot area and of the decoded image (the same)
 
 
@@ -142,6 +143,20 @@ def z_range_of(model, mu=None) -> float:
     return Z_RANGE
 
 
+def start_z(model, mu=None) -> list[float]:
+    """Where a model opens without a z in its link: the prior's mean 0, unless the centre of the
+    model's test means (mu, the latent cache) lies more than Z_OFF_CENTRE (one prior σ) from it in
+    some coordinate. Then z = 0 is off the posterior and decodes to no image of the data
+    (color-sprites-z10: its centre is up to 2.35 out and z = 0 draws a dim checkered smear), so
+    it opens at that centre, to 0.05 like a slider step."""
+    d = int(model.latent_dim)
+    if getattr(model, "discrete", None) is None and mu is not None and len(mu):
+        centre = np.asarray(mu, dtype=np.float64).mean(0)
+        if float(np.abs(centre).max()) > Z_OFF_CENTRE:
+            return [round(float(v), 2) for v in np.round(centre / 0.05) * 0.05]
+    return [0.0] * d
+
+
 def z_limit() -> float:
     """The current model's z bound (z_range_of), as the sidebar recorded it when the model was picked."""
     return st.session_state.get("z_range", Z_RANGE)
@@ -221,15 +236,18 @@ def sidebar_model_picker() -> ModelEntry | None:
         st.sidebar.caption(f"NLL {m['nll']:.2f} nats (IWAE, K={m.get('iw_samples')}, {image_count(m)} images) · "
                            f"{m.get('active_units')}/{entry.latent_dim} active units · details on Compare")
     if st.session_state.get("model_key") != key:
-        # a new model: take z from the URL on first load (a copied link), else start at 0
+        # a new model: take z from the URL on first load (a copied link), else start at 0 (or,
+        # for a model whose test means sit off the origin, at their centre: start_z)
         cached = get_cached_latents(ck.hash, "test") if ck is not None else None
-        st.session_state["z_range"] = (z_range_of(ck.model, None if cached is None else cached[0])
-                                       if ck is not None else Z_RANGE)
+        mu = None if cached is None else cached[0]
+        st.session_state["z_range"] = z_range_of(ck.model, mu) if ck is not None else Z_RANGE
         z, notice = (parse_z(st.query_params.get("z"), entry.latent_dim, z_limit())
                      if "model_key" not in st.session_state else (None, None))
         st.session_state["model_key"] = key
-        set_z(z or [0.0] * entry.latent_dim)
+        start = start_z(ck.model, mu) if ck is not None and not notice else [0.0] * entry.latent_dim
+        set_z(z or start)
         st.session_state.pop("z_notice", None)
+        st.session_state["z_start_note"] = z is None and any(start)
         if notice:
             st.session_state["z_notice"] = notice
     st.session_state["model_entry"] = entry
@@ -240,6 +258,9 @@ def sidebar_model_picker() -> ModelEntry | None:
             del st.session_state["model_gone"]
     if notice := st.session_state.get("z_notice"):
         st.sidebar.warning(notice, icon=":material/link_off:")  # until another model is picked
+    if st.session_state.get("z_start_note"):
+        st.sidebar.caption("z opened at the centre of this model's test means, not 0: its z = 0 lies off "
+                           "them and decodes to no image of the data (Reset z to 0 goes there).")
     sync_url()
     st.sidebar.caption(f"Device: {describe_device(resolve_device('auto'))}")
     return entry

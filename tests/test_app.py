@@ -176,6 +176,34 @@ def test_a_model_whose_means_spill_past_four_gets_sliders_that_reach_them():
     assert explorer_data(at)["zmax"] == 4 and at.session_state["z"] == [4.0, -1.0]
 
 
+def test_a_model_whose_means_sit_off_the_origin_opens_at_their_centre():
+    """color-sprites-z10's test means centre up to 2.35 from 0, where it decodes a dim smear: opened
+    without a z it starts at that centre (to 0.05) and says so; Reset goes to 0; a link's z wins;
+    mnist-z2 (centre 0.5 out) starts at 0 as before."""
+    from vae_core.latents import load_cached_latents
+    ck = load_checkpoint(REPO / "checkpoints" / "color-sprites-z10")
+    centre = load_cached_latents(ck.hash, "test", REPO / "cache").mu.mean(0)
+    assert np.abs(centre).max() > 2
+    at = app("color-sprites-z10")
+    assert any("centre of this model's test means" in c.value for c in at.sidebar.caption)
+    at.switch_page("pages/explore.py").run()
+    no_errors(at)
+    z = np.asarray(at.session_state["z"])
+    assert np.abs(z - centre).max() <= 0.025 + 1e-9 and np.allclose(z / 0.05, np.round(z / 0.05))
+    assert np.array_equal(data_pixels(explorer_data(at)), decode(ck.model, z.astype(np.float32)))
+    next(b for b in at.button if b.label == "Reset z to 0").click().run()
+    assert at.session_state["z"] == [0.0] * 10
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT)
+    at.query_params["model"] = "color-sprites-z10"
+    at.query_params["z"] = ",".join(["0.5"] * 10)
+    at.run()
+    assert at.session_state["z"] == [0.5] * 10
+    assert not any("centre of this model's test means" in c.value for c in at.sidebar.caption)
+    at = app("mnist-z2")
+    assert at.session_state["z"] == [0.0, 0.0]
+    assert not any("centre of this model's test means" in c.value for c in at.sidebar.caption)
+
+
 def test_an_unknown_model_in_the_link_falls_back_with_a_warning():
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT)
     at.query_params["model"] = "no-such-model"
