@@ -29,23 +29,22 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from vae_core.checkpoint import load_checkpoint  # noqa: E402
+from vae_core.latents import encode_images  # noqa: E402
+from vae_core.quality import _images_of  # noqa: E402
 from vae_core.sprites import Sprites, colours, factors_to_index, render  # noqa: E402
 
 
 def fidelity(model, n: int = 2000) -> dict:
     from scipy.ndimage import binary_erosion
     f = Sprites("test", colour=True).factors[:n]
-    x = render(f, True).astype(np.float32) / 255
     inner = np.stack([binary_erosion(m, iterations=2) for m in render(f, False) > 0])
     keep = inner.sum((1, 2)) >= 4  # the smallest sprites have no interior left
-    x, inner = x[keep], inner[keep]
+    images, inner = render(f[keep], True), inner[keep]
     true = colours(factors_to_index(f[keep])).astype(np.float32) / 255
-    with torch.no_grad():
-        mu = torch.cat([model.encode(torch.from_numpy(x[i:i + 500]))[0].float() for i in range(0, len(x), 500)])
-        rec = torch.cat([model.pixels(model.decode(mu[i:i + 500]).float()) for i in range(0, len(mu), 500)]).numpy()
+    mu, _ = encode_images(model, torch.from_numpy(images), batch_size=500)
+    rec = _images_of(model, mu, batch=500).numpy()  # the pixel means evaluate scores
     got = (rec * inner[:, None]).sum((2, 3)) / inner.sum((1, 2))[:, None]
     hue_t, hue_g = true - true.mean(1, keepdims=True), got - got.mean(1, keepdims=True)
-    mu = mu.numpy()
     a = np.c_[mu, np.ones(len(mu))]
     h = len(a) // 2
     pred = a[h:] @ np.linalg.lstsq(a[:h], true[:h], rcond=None)[0]
@@ -56,7 +55,7 @@ def fidelity(model, n: int = 2000) -> dict:
             "hue_r": [float(np.corrcoef(hue_t[:, c], hue_g[:, c])[0, 1]) for c in range(3)],
             "r2_mu": [float(v) for v in r2],
             "mean_abs_error": float(np.abs(got - true).mean()),
-            "images": (x[:10], rec[:10])}
+            "images": (images[:10].astype(np.float32) / 255, rec[:10])}
 
 
 def main():
