@@ -126,12 +126,17 @@ def decoded_image(page):
 
 
 def wait_for_app(page, timeout_ms: int = 60_000) -> None:
-    """Wait until the script finished its run (no running indicator) and an element rendered."""
+    """Wait until the script finished its run and an element rendered. The script state is read
+    from the app's own attribute: the running indicator alone shows only after a delay, so a
+    run that had just begun looked finished, and its stale elements (a notice the run was
+    about to remove) were read as its result."""
     page.wait_for_selector("[data-testid='stApp']", timeout=timeout_ms)
     page.wait_for_function(
         "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+        " && !['running', 'rerunRequested'].includes("
+        "document.querySelector('[data-testid=\"stApp\"]').getAttribute('data-test-script-state'))"
         " && document.querySelectorAll('[data-testid=\"stMainBlockContainer\"] *').length > 20",
-        timeout=timeout_ms)
+        timeout=timeout_ms, polling=50)
 
 
 def choose(page, combobox: str, option: str, timeout_s: float = 30.0) -> None:
