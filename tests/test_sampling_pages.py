@@ -30,7 +30,11 @@ def test_explore_samples_from_the_mixture_land_among_the_latents():
             zs.append(list(at.session_state["z"]))
         assert len({tuple(z) for z in zs}) == 8  # a new draw each time
         got[source] = np.median([_nearest_distance(mu, z) for z in zs])
-    assert got["mixture"] < 0.6 * got["prior"], got
+    # the draws are unseeded (as a person's are): over 4,000 draws of each the medians are 3.2
+    # (mixture) and 6.3 (prior), a ratio of 0.51; the median of 8 against 8 exceeded 0.6 in 2 %
+    # of 20,000 simulated tests (one failed CI run) and never 0.70. A mixture no nearer than
+    # the prior gives about 1.
+    assert got["mixture"] < 0.75 * got["prior"], got
 
 
 def test_grid_shows_samples_from_the_prior_or_the_mixture_and_new_ones_on_request():
