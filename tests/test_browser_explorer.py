@@ -407,9 +407,7 @@ def test_a_run_longer_than_a_third_of_a_second_shows_that_the_app_is_working(pag
     # PCA and the TWO-NN dimension of 10,000 50-d latents, seconds on these cores
     server = public_server
     page.goto(f"{server}/?model=mnist-bin-z50")
-    wait_for_app(page)
-    idle = "() => document.querySelector('[data-testid=stApp]').getAttribute('data-test-script-state') === 'notRunning'"
-    page.wait_for_function(idle, timeout=120_000)  # Explore's own first run is over
+    wait_for_app(page, 120_000)  # Explore's own first run is over (wait_for_app reads the run state)
     # The indicator is CSS on the run state (app.py): an animation holds it at opacity 0 for 0.3 s,
     # then shows it. Sampling its opacity on a timer proved blind in parallel CI runs (a starved
     # renderer took 7 and 10 samples, and painted no frame that would advance the animation), so
@@ -443,7 +441,6 @@ def test_a_run_longer_than_a_third_of_a_second_shows_that_the_app_is_working(pag
     page.wait_for_function("() => [...document.querySelectorAll('h1')].some((h) => h.innerText.trim() === 'PCA')",
                            timeout=120_000)
     wait_for_app(page, 120_000)
-    page.wait_for_function(idle, timeout=120_000)
     runs = page.evaluate("() => window.__runs")
     starts = [i for i, r in enumerate(runs) if r["state"] == "running"]
     assert starts, runs
