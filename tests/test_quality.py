@@ -34,6 +34,12 @@ def test_frechet_distance_is_zero_for_one_set_and_matches_the_closed_form_and_th
     assert frechet_distance(a, correlated) == pytest.approx(_reference_fd(a, correlated), rel=1e-6)
     with pytest.raises(ValueError):
         frechet_distance(a, a[:, :4])
+    # fewer rows than dimensions (20 sample images against 2048 Inception features): rank-
+    # deficient covariances, where the distance comes from the small Gram form
+    few, other = rng.normal(size=(20, 256)), 0.2 + 0.3 * rng.normal(size=(30, 256)) @ rng.normal(size=(256, 256))
+    assert frechet_distance(few, other) == pytest.approx(_reference_fd(few, other), rel=1e-6)
+    assert frechet_distance(few, few) == pytest.approx(0.0, abs=1e-8)
+    assert frechet_distance(few, other[:20]) == pytest.approx(_reference_fd(few, other[:20]), rel=1e-6)
 
 
 def test_precision_and_recall_on_known_toy_distributions():

@@ -119,6 +119,9 @@ def load_fid_inception(path) -> tuple[Inception3, dict]:
         raise VaeError(f"{path} does not hold the FID Inception-v3 weights: "
                        f"{str(e).splitlines()[1].strip()[:300] if len(str(e).splitlines()) > 1 else e}") from e
     digest = file_sha256(path)
+    # channels_last: oneDNN's convolutions run ~1.5x faster on CPU in that layout (25 images,
+    # one thread: 4.2 s against 6.3 s), and the features agree to float rounding.
+    net = net.to(memory_format=torch.channels_last)
     return net.eval(), {"file": path.name, "sha256": digest, "standard": digest.startswith(STANDARD_SHA256_PREFIX)}
 
 
