@@ -59,7 +59,7 @@ def run_cell(family: str, seed: int, args, folder: Path) -> dict:
     return {"family": family, "seed": seed, "epochs": args.epochs, "limit": args.limit, "counts": args.counts,
             "recon": m["recon"], "kl": m["kl"], "active_units": m["active_units"],
             "factor_vae": d["factor_vae_eval_accuracy"], "beta_vae": d["beta_vae_eval_accuracy"], "mig": d["mig"],
-            "dci_disentanglement": d["dci_disentanglement"], "sap": d["sap"],
+            "dci_disentanglement": d["dci_disentanglement"], "sap": d["sap"], "mig_per_factor": d["mig_per_factor"],
             "train_seconds": round(train_s, 1), "eval_seconds": round(time.perf_counter() - t0, 1)}
 
 
@@ -89,6 +89,12 @@ def report(results: list[dict], families) -> str:
                      f"{mean_sd(100 * r['factor_vae'] for r in rows)} % | {mean_sd(r['mig'] for r in rows)} | "
                      f"{mean_sd(r['dci_disentanglement'] for r in rows)} | {mean_sd(100 * r['beta_vae'] for r in rows)} % | "
                      + (f"{pub[0]} % / {pub[1]} |" if pub else "— |"))
+    lines.append("\nMIG by factor (the gap between a factor's top two dimensions, mean over the seeds):")
+    for fam in means:
+        rows = [r["mig_per_factor"] for r in results if r["family"] == fam and r.get("mig_per_factor")]
+        if rows:  # rows of results.json written before the key are left out
+            lines.append(f"  {fam}: " + ", ".join(f"{name} {statistics.mean(r[name] for r in rows):.2f}"
+                                                 for name in rows[0]))
     both = [f for f in means if f in PUBLISHED]
     if len(both) > 1:
         for key, i, name in (("mig", 1, "MIG"), ("factor_vae", 0, "FactorVAE score")):

@@ -198,7 +198,11 @@ def test_mutual_information_matrix_is_one_where_a_dimension_determines_a_factor(
     assert (m[3] == 0).all()                  # a constant code carries nothing
     assert ((m >= 0) & (m <= 1 + 1e-12)).all()
     # MIG: v_a, v_b and v_c have a gap of ~1, v_d none
-    assert mig_from_codes(codes, factors)["mig"] == pytest.approx(0.75, abs=0.03)
+    mig = mig_from_codes(codes, factors)
+    assert mig["mig"] == pytest.approx(0.75, abs=0.03)
+    # per factor: the gaps whose mean MIG is, v_d's ~0 (no dimension holds it)
+    assert mig["mig_per_factor"] == pytest.approx([1, 1, 1, 0], abs=0.05)
+    assert np.mean(mig["mig_per_factor"]) == pytest.approx(mig["mig"])
     # one code dimension: the runner-up counts as 0 instead of failing
     assert mig_from_codes(codes[:, :1], factors)["mig"] == pytest.approx(0.25, abs=0.03)
 
@@ -231,6 +235,8 @@ def test_sprites_through_a_tiny_untrained_conv_vae():
         if key != "factor_vae_num_active_dims":
             assert 0.0 <= s[key] <= 1.0, (key, s[key])
     assert 0 <= s["factor_vae_num_active_dims"] <= 4
+    assert list(s["mig_per_factor"]) == list(data.factor_names)  # each factor's gap, by name
+    assert np.mean(list(s["mig_per_factor"].values())) == pytest.approx(s["mig"])
     m = mutual_information_matrix(*sample_codes(data, rep, 100, 0))
     assert m.shape == (4, 5) and ((m >= 0) & (m <= 1 + 1e-12)).all()
     # an AE's encode gives (z, None): its code is z

@@ -202,6 +202,10 @@ def test_disentanglement_scores_join_the_evaluation_of_a_sprites_model(tmp_path)
                 "dci_completeness", "dci_informativeness_test"):
         assert 0.0 <= d[key] <= 1.0, (key, d[key])
     assert d["dci_informativeness_test"] > 0.18  # above chance (0.12: the mean of 1/3, 1/6, 1/40, 1/32, 1/32)
+    from vae_core.evaluate import format_table
+    by_factor = next(line for line in format_table(m).splitlines() if "MIG by factor" in line)
+    assert all(f"{name} {gap:.2f}" in by_factor for name, gap in d["mig_per_factor"].items())
+    assert list(d["mig_per_factor"]) == ["shape", "scale", "orientation", "x", "y"]
     entries = [e for e in read_all_metrics(folder) if e.get("disentanglement")]
     assert [e["disentanglement_samples"] for e in entries] == [150, 100]  # both kept, the fuller one first
     with pytest.raises(VaeError, match="no ground-truth factors"):

@@ -495,6 +495,9 @@ def format_table(m: dict) -> str:
                            ("mig", "MIG"), ("sap", "SAP"), ("dci_disentanglement", "DCI disentanglement"),
                            ("dci_completeness", "DCI completeness"), ("dci_informativeness_test", "DCI informativeness")):
             lines.append(f"    {label:<26} {d[key]:.3f}")
+            if key == "mig" and d.get("mig_per_factor"):  # evaluations before it have no such key
+                lines.append(f"    {'MIG by factor':<26} "
+                             + ", ".join(f"{name} {gap:.2f}" for name, gap in d["mig_per_factor"].items()))
     if q := m.get("quality"):
         if "features" in q:
             lines.append(f"  sample quality, {q['images']:,} images per column ({q['features']}); "
