@@ -110,8 +110,8 @@ def test_channels_last_scoring_gives_the_numbers_of_the_model_as_trained(test_im
 
 
 def _trained(data_root, tmp_path, **kw):
-    cfg = TrainConfig(dataset="mnist", data_root=str(data_root), latent_dim=8, epochs=3, limit=6000,
-                      batch_size=64, test_limit=200, out=str(tmp_path / "run"), seed=0, **kw)
+    cfg = TrainConfig(**{**dict(dataset="mnist", data_root=str(data_root), latent_dim=8, epochs=3, limit=6000,
+                                batch_size=64, test_limit=200, out=str(tmp_path / "run"), seed=0), **kw})
     train(cfg, progress=False)
     return tmp_path / "run"
 
@@ -143,7 +143,7 @@ def test_using_some_of_the_latent_dims_is_not_collapse():
 
 
 def test_cli_writes_metrics_json_and_prints_json(data_root, tmp_path, capsys):
-    folder = _trained(data_root, tmp_path, beta=1.0, binarize="dynamic")
+    folder = _trained(data_root, tmp_path, beta=1.0, binarize="dynamic", epochs=1, limit=1000)  # any trained run
     rc = main(["--checkpoint", str(folder), "--data-root", str(data_root), "--limit", "100",
                "--iw-samples", "20", "--json"])
     assert rc == 0
