@@ -386,21 +386,22 @@ def mutual_information_matrix(codes, factors, bins: int = NUM_BINS) -> np.ndarra
     return np.divide(mi, entropy, out=np.zeros_like(mi), where=entropy > 0)
 
 
-def mig_from_codes(codes, factors, bins: int = NUM_BINS) -> dict:
+def mig_from_codes(codes, factors, bins: int = NUM_BINS, names=None) -> dict:
     """MIG of precomputed codes (N, D) and their factors (N, K); mig_per_factor: each
-    factor's gap, in factor order (which factors a model captures, which it spreads)."""
+    factor's gap (which factors a model captures, which it spreads), keyed by `names`
+    when given, else a list in factor order."""
     # The gap, not the top MI alone: a factor spread over two dimensions scores ~0 even
     # if each holds much information about it.
-    gaps = _top_two_gap(mutual_information_matrix(codes, factors, bins))
-    return {"mig": float(np.mean(gaps)), "mig_per_factor": [float(g) for g in gaps]}
+    gaps = [float(g) for g in _top_two_gap(mutual_information_matrix(codes, factors, bins))]
+    return {"mig": float(np.mean(gaps)), "mig_per_factor": dict(zip(names, gaps)) if names else gaps}
 
 
 def mig_score(data: FactorData, representation, rng=0, num_train: int = NUM_TRAIN,
               bins: int = NUM_BINS) -> dict:
     """Chen et al. 2018: mean over factors of the normalised gap between the top two I(z_d; v_k);
     mig_per_factor: each factor's gap by its name."""
-    out = mig_from_codes(*sample_codes(data, representation, num_train, _as_rng(rng)), bins=bins)
-    return {**out, "mig_per_factor": dict(zip(data.factor_names, out["mig_per_factor"]))}
+    return mig_from_codes(*sample_codes(data, representation, num_train, _as_rng(rng)), bins=bins,
+                          names=data.factor_names)
 
 
 # ---------------------------------------------------------------- SAP
@@ -531,8 +532,7 @@ def all_metrics(data: FactorData, representation, rng_seed: int = 0, *, batch_si
     rng = np.random.default_rng(rng_seed)
     train = sample_codes(data, representation, num_train, rng)
     test = sample_codes(data, representation, num_test, rng)
-    out.update(mig_from_codes(*train, bins=bins))
-    out["mig_per_factor"] = dict(zip(data.factor_names, out["mig_per_factor"]))
+    out.update(mig_from_codes(*train, bins=bins, names=data.factor_names))
     out.update(sap_from_codes(*train, *test))
     for key, value in dci_from_codes(*train, *test, regressor=dci_regressor, rng=rng).items():
         out[f"dci_{key}"] = value
